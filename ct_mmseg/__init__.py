@@ -1,0 +1,17 @@
+"""ct_mmseg: Contrastive Transformer (CT) for MMSegmentation 1.x.
+
+Importing the package registers ``ContrastiveTransformerHead``,
+``PatchContrastLoss`` and ``CTEncoderDecoder`` in MMSeg's ``MODELS`` registry
+and makes MMEngine checkpoints load on torch >= 2.6 with ``weights_only=True``.
+"""
+from .checkpoint import register_checkpoint_loader
+from .models import (ContrastiveTransformerHead, CTEncoderDecoder,
+                     PatchContrastLoss)
+from .version import __version__
+
+register_checkpoint_loader()
+
+__all__ = [
+    'ContrastiveTransformerHead', 'CTEncoderDecoder', 'PatchContrastLoss',
+    '__version__'
+]

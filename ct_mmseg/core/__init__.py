@@ -1,0 +1,16 @@
+"""Plain-PyTorch pieces of Contrastive Transformer: no MMSeg import here."""
+from .losses import (ClassLosses, cl_class_losses, cl_pair_loss,
+                     infonce_class_losses, masked_mean)
+from .mining import (Candidates, Pairs, hard_infonce_triplets,
+                     hard_negative_pairs, hard_positive_pairs,
+                     sample_candidates)
+from .patch_labels import (PatchMasks, align_gt_to_grid, check_labels,
+                           classes_present, patch_class_presence, patch_masks)
+
+__all__ = [
+    'ClassLosses', 'cl_class_losses', 'cl_pair_loss', 'infonce_class_losses',
+    'masked_mean', 'Candidates', 'Pairs', 'hard_infonce_triplets',
+    'hard_negative_pairs', 'hard_positive_pairs', 'sample_candidates',
+    'PatchMasks', 'align_gt_to_grid', 'check_labels', 'classes_present',
+    'patch_class_presence', 'patch_masks'
+]

@@ -1,0 +1,259 @@
+"""ContrastiveTransformerHead: the auxiliary head that adds CT to a segmentor."""
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmseg.models.decode_heads.decode_head import BaseDecodeHead
+from mmseg.registry import MODELS
+from mmseg.utils import ConfigType, SampleList
+from torch import Tensor
+
+from ..core import (check_labels, classes_present, patch_masks,
+                    sample_candidates)
+
+
+def build_projector(in_channels: int, channels: int, num_layers: int) -> nn.Module:
+    """Per-token projection head: Linear(C -> D) [-> GELU -> Linear(D -> D)]*.
+
+    With ``num_layers=2`` this is the authors' head (Linear, GELU, Linear).
+    """
+    layers: List[nn.Module] = [nn.Linear(in_channels, channels)]
+    for _ in range(num_layers - 1):
+        layers += [nn.GELU(), nn.Linear(channels, channels)]
+    return nn.Sequential(*layers)
+
+
+@MODELS.register_module()
+class ContrastiveTransformerHead(BaseDecodeHead):
+    """Contrastive Transformer (CT) as an MMSeg auxiliary decode head.
+
+    During training it takes the token maps of the backbone stages, projects
+    each stage with its own small projection head, cuts the GT mask into
+    patches of that stage's stride, draws positive and negative tokens per
+    class, and returns the contrastive loss of each stage. It is never used
+    at inference: MMSeg's segmentors do not call auxiliary heads in
+    ``predict``, so a CT model has exactly the baseline's test-time cost.
+
+    Args:
+        in_channels (Sequence[int]): channels C_i of each used stage.
+        num_classes (int): K, the segmentation classes.
+        strides (Sequence[int]): stride (patch size, in pixels) of each used
+            stage. Default (4, 8, 16, 32): Swin, PoolFormer, MiT, ConvNeXt.
+        in_index (Sequence[int], optional): which backbone outputs to use.
+            Default: the first ``len(in_channels)`` outputs.
+        proj_channels (int): width D of the projection heads. Default 128.
+        proj_num_layers (int): linear layers per projection head. Default 2.
+        stage_weights (Sequence[float], optional): weight of each stage's
+            loss. Default all 1 (authors).
+        num_samples (int): bound M on the positive and on the negative tokens
+            drawn per class and stage, so at most M pairs per class and stage;
+            keeps memory flat whatever the image size. Default 2000 (the
+            authors' InfoNCE bound; their CL is unbounded).
+        ignore_only_negatives (bool): let patches made only of ignore pixels
+            be negatives. Default False (see ``ct_mmseg.core.patch_labels``).
+        seed (int, optional): seed of a private generator for the candidate
+            draws. Default None: the global RNG that MMEngine seeds.
+        ignore_index (int): GT label to ignore. Default 255.
+        loss_decode (dict): config of :class:`PatchContrastLoss`.
+        init_cfg (dict, optional): MMEngine init config.
+
+    The loss of a stage is ``w_s * sum_k L_{s,k} / (S * K_present)`` with S the
+    number of stages and K_present the classes present in the batch GT (the
+    authors' aggregation); the clip then bounds the sum over stages.
+    """
+
+    def __init__(self,
+                 in_channels: Sequence[int],
+                 num_classes: int,
+                 strides: Sequence[int] = (4, 8, 16, 32),
+                 in_index: Optional[Sequence[int]] = None,
+                 proj_channels: int = 128,
+                 proj_num_layers: int = 2,
+                 stage_weights: Optional[Sequence[float]] = None,
+                 num_samples: int = 2000,
+                 ignore_only_negatives: bool = False,
+                 seed: Optional[int] = None,
+                 ignore_index: int = 255,
+                 loss_decode: ConfigType = dict(type='PatchContrastLoss'),
+                 init_cfg: Optional[Union[dict, List[dict]]] = None,
+                 **kwargs):
+        in_channels, strides, in_index, stage_weights = _check_stage_args(
+            in_channels, strides, in_index, stage_weights)
+        for key, value, low in (('proj_channels', proj_channels, 1),
+                                ('proj_num_layers', proj_num_layers, 1),
+                                ('num_samples', num_samples, 2),
+                                ('num_classes', num_classes, 1)):
+            if not isinstance(value, int) or value < low:
+                raise ValueError(f'ContrastiveTransformerHead: {key} must be '
+                                 f'an integer >= {low}, got {value!r}')
+        if isinstance(loss_decode, (list, tuple)):
+            raise TypeError('ContrastiveTransformerHead: loss_decode must be '
+                            'one PatchContrastLoss config (a dict)')
+        if init_cfg is None:
+            init_cfg = dict(type='TruncNormal', layer='Linear', std=0.02)
+        super().__init__(
+            in_channels=list(in_channels),
+            channels=proj_channels,
+            num_classes=num_classes,
+            in_index=list(in_index),
+            input_transform='multiple_select',
+            dropout_ratio=0,
+            ignore_index=ignore_index,
+            loss_decode=loss_decode,
+            init_cfg=init_cfg,
+            **kwargs)
+        if not hasattr(self.loss_decode, 'clip'):
+            raise TypeError('ContrastiveTransformerHead: loss_decode must be a '
+                            'PatchContrastLoss (needs .clip), got '
+                            f'{type(self.loss_decode).__name__}')
+        # The segmentation classifier of BaseDecodeHead has no use here; an
+        # unused parameter would also force DDP's find_unused_parameters.
+        del self.conv_seg
+        self.strides = tuple(strides)
+        self.stage_weights = tuple(stage_weights)
+        self.num_samples = num_samples
+        self.ignore_only_negatives = ignore_only_negatives
+        self.seed = seed
+        self._generator: Optional[torch.Generator] = None
+        self.projectors = nn.ModuleList(
+            build_projector(c, proj_channels, proj_num_layers)
+            for c in self.in_channels)
+
+    # ------------------------------------------------------------------ #
+    def _stage_inputs(self, inputs: Sequence[Tensor]) -> List[Tensor]:
+        if not isinstance(inputs, (list, tuple)):
+            raise TypeError('ContrastiveTransformerHead expects the list of '
+                            f'backbone stage outputs, got {type(inputs)}')
+        if max(self.in_index) >= len(inputs):
+            raise IndexError(
+                f'ContrastiveTransformerHead: in_index {list(self.in_index)} '
+                f'but the backbone gave {len(inputs)} outputs')
+        feats = self._transform_inputs(inputs)
+        for i, (feat, channels) in enumerate(zip(feats, self.in_channels)):
+            if feat.dim() != 4 or feat.shape[1] != channels:
+                raise ValueError(
+                    f'ContrastiveTransformerHead: backbone output '
+                    f'{self.in_index[i]} has shape {tuple(feat.shape)}, '
+                    f'expected (B, in_channels[{i}]={channels}, H, W)')
+        return feats
+
+    def forward(self, inputs: Sequence[Tensor]) -> List[Tensor]:
+        """Projected, L2-normalised embeddings of every token.
+
+        Used by analysis tools; training draws tokens before projecting.
+
+        Args:
+            inputs (list[Tensor]): backbone outputs, (B, C_i, h_i, w_i).
+
+        Returns:
+            list[Tensor]: per used stage, (B, D, h_i, w_i).
+        """
+        outs = []
+        for feat, projector in zip(self._stage_inputs(inputs), self.projectors):
+            tokens = feat.permute(0, 2, 3, 1)
+            emb = F.normalize(projector(tokens.float()), dim=-1)
+            outs.append(emb.permute(0, 3, 1, 2))
+        return outs
+
+    def predict(self, inputs, batch_img_metas, test_cfg):
+        raise RuntimeError('ContrastiveTransformerHead is a training-only '
+                           'auxiliary head; it has no prediction')
+
+    def _get_generator(self, device: torch.device) -> Optional[torch.Generator]:
+        if self.seed is None:
+            return None
+        if self._generator is None or self._generator.device != device:
+            self._generator = torch.Generator(device=device)
+            self._generator.manual_seed(self.seed)
+        return self._generator
+
+    def _embed(self, tokens: Tensor, projector: nn.Module,
+               index: Tensor) -> Tensor:
+        """Project the drawn tokens; fp32 so AMP cannot overflow the norms."""
+        with torch.autocast(device_type=tokens.device.type, enabled=False):
+            if tokens.shape[0] <= index.numel():
+                # Fewer tokens than draws: project each token once.
+                emb = projector(tokens.float())[index]
+            else:
+                emb = projector(tokens[index].float())
+            return F.normalize(emb, dim=-1)
+
+    def loss(self, inputs: Sequence[Tensor], batch_data_samples: SampleList,
+             train_cfg: ConfigType) -> Dict[str, Tensor]:
+        """Contrastive loss of each stage.
+
+        Args:
+            inputs (list[Tensor]): backbone outputs, (B, C_i, h_i, w_i).
+            batch_data_samples (list[SegDataSample]): with ``gt_sem_seg`` of
+                shape (1, H, W) each (padded to one size by the preprocessor).
+            train_cfg (dict): unused.
+
+        Returns:
+            dict[str, Tensor]: ``{loss_name}_s{i}`` per stage, scalars.
+        """
+        feats = self._stage_inputs(inputs)
+        gt = torch.stack([sample.gt_sem_seg.data.reshape(
+            sample.gt_sem_seg.data.shape[-2:])
+            for sample in batch_data_samples]).long()
+        if gt.shape[0] != feats[0].shape[0]:
+            raise ValueError(f'ContrastiveTransformerHead: {gt.shape[0]} GT '
+                             f'masks for a batch of {feats[0].shape[0]}')
+        check_labels(gt, self.num_classes, self.ignore_index)
+        num_present = classes_present(gt, self.num_classes,
+                                      self.ignore_index).sum()
+        divisor = len(feats) * num_present.clamp(min=1).float()
+        generator = self._get_generator(gt.device)
+
+        stage_losses = []
+        for feat, stride, projector, weight in zip(
+                feats, self.strides, self.projectors, self.stage_weights):
+            masks = patch_masks(gt, stride, feat.shape[-2:], self.num_classes,
+                                self.ignore_index, self.ignore_only_negatives)
+            pos = sample_candidates(masks.positive, self.num_samples, generator)
+            neg = sample_candidates(masks.negative, self.num_samples, generator)
+            tokens = feat.permute(0, 2, 3, 1).reshape(-1, feat.shape[1])
+            index = torch.cat([pos.index, neg.index], dim=1)
+            emb = self._embed(tokens, projector, index.flatten())
+            emb = emb.view(*index.shape, -1)
+            pos_emb, neg_emb = emb.split(pos.index.shape[1], dim=1)
+            class_losses = self.loss_decode(pos_emb, pos.count, neg_emb,
+                                            neg.count)
+            stage_losses.append(weight * class_losses.loss.sum() / divisor)
+
+        name = self.loss_decode.loss_name
+        return {f'{name}_s{i}': loss for i, loss in enumerate(
+            self.loss_decode.clip(stage_losses))}
+
+
+def _check_stage_args(in_channels, strides, in_index, stage_weights
+                      ) -> Tuple[list, list, list, list]:
+    """Validate the per-stage lists; name the config key at fault."""
+    if isinstance(in_channels, int) or not in_channels:
+        raise ValueError('ContrastiveTransformerHead: in_channels must be a '
+                         'non-empty list (one entry per backbone stage), got '
+                         f'{in_channels!r}')
+    num_stages = len(in_channels)
+    if in_index is None:
+        in_index = list(range(num_stages))
+    for key, value in (('strides', strides), ('in_index', in_index),
+                       ('stage_weights', stage_weights)):
+        if value is not None and len(value) != num_stages:
+            raise ValueError(
+                f'ContrastiveTransformerHead: {key} has {len(value)} entries '
+                f'but in_channels has {num_stages}; expected {num_stages}')
+    if any(not isinstance(c, int) or c < 1 for c in in_channels):
+        raise ValueError('ContrastiveTransformerHead: in_channels must hold '
+                         f'positive integers, got {list(in_channels)}')
+    if any(not isinstance(s, int) or s < 1 for s in strides):
+        raise ValueError('ContrastiveTransformerHead: strides must hold '
+                         f'positive integers, got {list(strides)}')
+    if any(not isinstance(i, int) or i < 0 for i in in_index):
+        raise ValueError('ContrastiveTransformerHead: in_index must hold '
+                         f'non-negative integers, got {list(in_index)}')
+    if stage_weights is None:
+        stage_weights = [1.0] * num_stages
+    if any(w < 0 for w in stage_weights):
+        raise ValueError('ContrastiveTransformerHead: stage_weights must be '
+                         f'>= 0, got {list(stage_weights)}')
+    return list(in_channels), list(strides), list(in_index), list(stage_weights)

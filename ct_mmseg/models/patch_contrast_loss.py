@@ -1,0 +1,175 @@
+"""PatchContrastLoss: the MMSeg loss module of Contrastive Transformer."""
+from typing import List, Optional
+
+import torch
+import torch.nn as nn
+from mmseg.registry import MODELS
+
+from ..core import cl_class_losses, infonce_class_losses
+from ..core.losses import CL_FORMS, ClassLosses
+
+LOSS_MODES = ('cl', 'infonce')
+CLIP_MODES = ('scale', 'clamp')
+
+
+@MODELS.register_module()
+class PatchContrastLoss(nn.Module):
+    """Contrastive loss between mined patch embeddings, per class.
+
+    It takes the randomly drawn positive and negative candidates of one stage
+    (the head draws them from the GT), mines hard pairs by cosine similarity
+    and returns one loss per class. :meth:`clip` then bounds the total over
+    stages as the paper does ("we clip the contrastive loss to 1.0").
+
+    Args:
+        mode (str): 'cl' (the paper's CL, default) or 'infonce'.
+        temperature (float): InfoNCE temperature. Default 0.1 (authors).
+        label_smoothing (float): CL label smoothing. Default 0.1 (paper).
+        cl_form (str): 'soft_ce' (default: the authors' 2-way soft CE over
+            [1 - s, s], i.e. BCE on sigmoid(cos)) or 'bce' (BCE on s, the
+            paper's wording). See :func:`ct_mmseg.core.cl_pair_loss`.
+        hard_fraction (float): fraction of pairs kept by hard mining.
+            Default 0.5 (paper: "take the top 50%").
+        min_positives (int, optional): a class with fewer positive tokens at a
+            stage is skipped there. Default None: 5 for 'cl', 10 for
+            'infonce' (authors).
+        min_negatives (int, optional): same for negatives (5 / 10).
+        min_positives_for_pairs (int): CL builds positive pairs only from
+            this many positives. Default 10 (authors).
+        clip_value (float, optional): bound of the total contrastive loss
+            (before ``loss_weight``). Default 1.0 (paper); None disables.
+        clip_mode (str): 'scale' (default) rescales the total down to
+            ``clip_value`` and keeps a gradient, of size
+            ``clip_value / total`` times the unclipped one; 'clamp' is the
+            authors' hard clamp: above the clip the loss is the constant
+            ``clip_value`` and its gradient is exactly zero.
+        loss_weight (float): multiplies the clipped loss. Default 1.0.
+        loss_name (str): log name prefix; must start with 'loss_' so MMEngine
+            adds it to the total. Default 'loss_ct'.
+    """
+
+    def __init__(self,
+                 mode: str = 'cl',
+                 temperature: float = 0.1,
+                 label_smoothing: float = 0.1,
+                 cl_form: str = 'soft_ce',
+                 hard_fraction: float = 0.5,
+                 min_positives: Optional[int] = None,
+                 min_negatives: Optional[int] = None,
+                 min_positives_for_pairs: int = 10,
+                 clip_value: Optional[float] = 1.0,
+                 clip_mode: str = 'scale',
+                 loss_weight: float = 1.0,
+                 loss_name: str = 'loss_ct'):
+        super().__init__()
+        _check_choice('mode', mode, LOSS_MODES)
+        _check_choice('cl_form', cl_form, CL_FORMS)
+        _check_choice('clip_mode', clip_mode, CLIP_MODES)
+        if not temperature > 0:
+            raise ValueError('PatchContrastLoss: temperature must be > 0, '
+                             f'got {temperature}')
+        if not 0 <= label_smoothing < 1:
+            raise ValueError('PatchContrastLoss: label_smoothing must be in '
+                             f'[0, 1), got {label_smoothing}')
+        if not 0 < hard_fraction <= 1:
+            raise ValueError('PatchContrastLoss: hard_fraction must be in '
+                             f'(0, 1], got {hard_fraction}')
+        if clip_value is not None and not clip_value > 0:
+            raise ValueError('PatchContrastLoss: clip_value must be > 0 or '
+                             f'None, got {clip_value}')
+        if not loss_name.startswith('loss_'):
+            raise ValueError('PatchContrastLoss: loss_name must start with '
+                             f"'loss_' to count in the total, got {loss_name!r}")
+        default_min = 5 if mode == 'cl' else 10
+        self.mode = mode
+        self.temperature = float(temperature)
+        self.label_smoothing = float(label_smoothing)
+        self.cl_form = cl_form
+        self.hard_fraction = float(hard_fraction)
+        self.min_positives = _at_least(
+            'min_positives',
+            default_min if min_positives is None else min_positives,
+            2 if mode == 'infonce' else 1)
+        self.min_negatives = _at_least(
+            'min_negatives',
+            default_min if min_negatives is None else min_negatives, 1)
+        self.min_positives_for_pairs = _at_least('min_positives_for_pairs',
+                                                 min_positives_for_pairs, 2)
+        self.clip_value = clip_value
+        self.clip_mode = clip_mode
+        self.loss_weight = float(loss_weight)
+        self._loss_name = loss_name
+
+    @property
+    def loss_name(self) -> str:
+        return self._loss_name
+
+    def forward(self, positives: torch.Tensor, num_positives: torch.Tensor,
+                negatives: torch.Tensor,
+                num_negatives: torch.Tensor) -> ClassLosses:
+        """Per-class loss of one stage.
+
+        Args:
+            positives (Tensor): (K, M, D) L2-normalised positive embeddings,
+                valid slots first.
+            num_positives (Tensor): long (K,), valid positive slots.
+            negatives (Tensor): (K, M, D) L2-normalised negative embeddings.
+            num_negatives (Tensor): long (K,), valid negative slots.
+
+        Returns:
+            ClassLosses: loss (K,), active (K,), pairs (K,).
+        """
+        positives, negatives = positives.float(), negatives.float()
+        if self.mode == 'cl':
+            return cl_class_losses(
+                positives, num_positives, negatives, num_negatives,
+                hard_fraction=self.hard_fraction,
+                label_smoothing=self.label_smoothing,
+                min_positives=self.min_positives,
+                min_negatives=self.min_negatives,
+                min_positives_for_pairs=self.min_positives_for_pairs,
+                form=self.cl_form)
+        return infonce_class_losses(
+            positives, num_positives, negatives, num_negatives,
+            temperature=self.temperature, hard_fraction=self.hard_fraction,
+            min_positives=self.min_positives, min_negatives=self.min_negatives)
+
+    def clip(self, stage_losses: List[torch.Tensor]) -> List[torch.Tensor]:
+        """Clip the total of the stage losses and apply ``loss_weight``.
+
+        Each stage keeps its share of the total, so the logged per-stage
+        losses still add up to the (clipped, weighted) contrastive loss.
+
+        Args:
+            stage_losses (list[Tensor]): scalar loss of each stage.
+
+        Returns:
+            list[Tensor]: scalars, same length.
+        """
+        if self.clip_value is None:
+            return [loss * self.loss_weight for loss in stage_losses]
+        total = torch.stack(stage_losses).sum().detach()
+        over = total > self.clip_value
+        scale = self.clip_value / total.clamp(min=1e-12)
+        clipped = []
+        for loss in stage_losses:
+            if self.clip_mode == 'scale':
+                loss = loss * torch.where(over, scale, torch.ones_like(scale))
+            else:  # clamp: constant value above the clip, zero gradient
+                loss = torch.where(over, loss * 0 + loss.detach() * scale,
+                                   loss)
+            clipped.append(loss * self.loss_weight)
+        return clipped
+
+
+def _check_choice(key, value, choices):
+    if value not in choices:
+        raise ValueError(f'PatchContrastLoss: {key} must be one of {choices}, '
+                         f'got {value!r}')
+
+
+def _at_least(key, value, minimum):
+    if int(value) != value or value < minimum:
+        raise ValueError(f'PatchContrastLoss: {key} must be an integer >= '
+                         f'{minimum}, got {value!r}')
+    return int(value)
