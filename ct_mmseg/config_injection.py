@@ -43,7 +43,8 @@ def infer_backbone_stages(backbone_cfg: dict,
     if 'pretrained' in cfg:
         cfg['pretrained'] = None
     with torch.random.fork_rng(devices=[]):
-        backbone = MODELS.build(cfg).eval()
+        backbone = MODELS.build(cfg)
+        backbone.eval()  # some backbones' train() returns None, not self
         with torch.no_grad():
             outs = backbone(torch.zeros(1, 3, probe_size, probe_size))
     if isinstance(outs, torch.Tensor):
@@ -105,24 +106,12 @@ def add_ct_to_config(cfg, key: str = 'ct_head'):
                 raise KeyError(f'{key}.{name} is not set and model.decode_head '
                                f'has no {name} to copy')
             head[name] = value
-    if head.get('in_channels') is None or head.get('strides') is None:
-        if 'backbone' not in model:
+    if 'backbone' not in model:
+        if head.get('in_channels') is None or head.get('strides') is None:
             raise KeyError(f'{key}: model has no backbone to infer '
                            'in_channels/strides from; set them')
-        channels, strides = infer_backbone_stages(model['backbone'])
-        in_index = head.get('in_index')
-        if in_index is None:
-            in_index = list(range(len(channels)))
-        bad = [i for i in in_index if not 0 <= i < len(channels)]
-        if bad:
-            raise IndexError(f'{key}.in_index {list(in_index)} but the '
-                             f'backbone has {len(channels)} outputs '
-                             f'(channels {channels})')
-        head['in_index'] = list(in_index)
-        if head.get('in_channels') is None:
-            head['in_channels'] = [channels[i] for i in in_index]
-        if head.get('strides') is None:
-            head['strides'] = [strides[i] for i in in_index]
+    else:
+        _fill_stages_from_backbone(head, model['backbone'], key)
 
     if aux is None:
         model['auxiliary_head'] = head
@@ -135,3 +124,30 @@ def add_ct_to_config(cfg, key: str = 'ct_head'):
                       'the CT head will see the neck outputs, not the '
                       'backbone tokens')
     return cfg
+
+
+def _fill_stages_from_backbone(head: dict, backbone_cfg: dict, key: str):
+    """Fill in_index/in_channels/strides from the measured backbone; check
+    any value the user set against it, naming the config key at fault."""
+    channels, strides = infer_backbone_stages(backbone_cfg)
+    in_index = head.get('in_index')
+    if in_index is None:
+        in_index = list(range(len(channels)))
+    if isinstance(in_index, int):
+        in_index = [in_index]
+    bad = [i for i in in_index if not isinstance(i, int) or
+           not 0 <= i < len(channels)]
+    if bad:
+        raise IndexError(f'{key}.in_index={list(in_index)}: the backbone has '
+                         f'{len(channels)} outputs, expected indices in '
+                         f'[0, {len(channels)})')
+    head['in_index'] = list(in_index)
+    for name, measured in (('in_channels', channels), ('strides', strides)):
+        expected = [measured[i] for i in in_index]
+        given = head.get(name)
+        if given is None:
+            head[name] = expected
+        elif list(given) != expected:
+            raise ValueError(f'{key}.{name}={list(given)} does not match the '
+                             f'backbone: expected {expected} for in_index '
+                             f'{list(in_index)}')

@@ -21,4 +21,11 @@ class CTRunner(Runner):
     def from_cfg(cls, cfg) -> 'Runner':
         cfg = copy.deepcopy(cfg)
         add_ct_to_config(cfg)
+        # The runner dumps this config to work_dir; importing ct_mmseg there
+        # keeps that copy usable on its own (e.g. by tools/test.py).
+        imports = cfg.get('custom_imports') or dict(imports=[])
+        if 'ct_mmseg' not in imports.get('imports', []):
+            cfg.custom_imports = dict(
+                imports=[*imports.get('imports', []), 'ct_mmseg'],
+                allow_failed_imports=imports.get('allow_failed_imports', False))
         return super().from_cfg(cfg)
