@@ -17,7 +17,7 @@ from mmengine.config import ConfigDict
 
 CT_HEAD_TYPES = ('ContrastiveTransformerHead',
                  'mmseg.ContrastiveTransformerHead')
-PROBE_SIZE = 256  # divisible by 32 and by Swin's 7 x 4 windows after padding
+PROBE_SIZE = 128  # divisible by the usual strides (4 .. 32)
 
 
 def infer_backbone_stages(backbone_cfg: dict,

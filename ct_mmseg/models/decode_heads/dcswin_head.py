@@ -57,6 +57,8 @@ class SharedSpatialAttention(nn.Module):
 
     and the module returns ``x + gamma * out``. ``gamma`` starts at 0, so
     the module starts as the identity and learns how much attention to mix in.
+    The factorised sums are computed in float32, also under AMP (they grow
+    with N and could overflow float16); in float32 nothing changes.
 
     DCSwin uses ONE instance of this module at two places (on stage 3 and on
     the stage-2 map brought down to stride 16), hence "shared".
@@ -84,18 +86,22 @@ class SharedSpatialAttention(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         B, C, H, W = x.shape
         N = H * W
-        q = F.normalize(self.query_conv(x).flatten(2), dim=1)  # (B, C', N)
-        k = F.normalize(self.key_conv(x).flatten(2), dim=1)  # (B, C', N)
-        v = self.value_conv(x).flatten(2)  # (B, C, N)
-        kv = torch.einsum('bmn,bcn->bmc', k, v)  # (B, C', C) = K V^T
-        numer = v.sum(dim=2, keepdim=True) + torch.einsum(
-            'bmn,bmc->bcn', q, kv)  # (B, C, N)
-        denom = N + torch.einsum('bmn,bm->bn', q,
-                                 k.sum(dim=2) + self.eps)  # (B, N)
-        out = numer / denom.unsqueeze(1)  # (B, C, N)
+        q, k, v = self.query_conv(x), self.key_conv(x), self.value_conv(x)
+        # The sums run over all N positions (K V^T reaches ~N*|v|), which can
+        # overflow float16 under AMP: do this part in float32.
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            q = F.normalize(q.float().flatten(2), dim=1)  # (B, C', N)
+            k = F.normalize(k.float().flatten(2), dim=1)  # (B, C', N)
+            v = v.float().flatten(2)  # (B, C, N)
+            kv = torch.einsum('bmn,bcn->bmc', k, v)  # (B, C', C) = K V^T
+            numer = v.sum(dim=2, keepdim=True) + torch.einsum(
+                'bmn,bmc->bcn', q, kv)  # (B, C, N)
+            denom = N + torch.einsum('bmn,bm->bn', q,
+                                     k.sum(dim=2) + self.eps)  # (B, N)
+            out = numer / denom.unsqueeze(1)  # (B, C, N)
         # Back to (H, W) in that order: the original's view(B, C, W, H)
         # transposes the map for non-square inputs.
-        return x + self.gamma * out.reshape(B, C, H, W)
+        return x + self.gamma * out.reshape(B, C, H, W).to(x.dtype)
 
 
 class SharedChannelAttention(nn.Module):
@@ -112,7 +118,7 @@ class SharedChannelAttention(nn.Module):
     channels; this is the published formula and is kept as is.
     DCSwin uses ONE instance at two places (stage 2 and the stage-1 map
     brought down to stride 8), so the module has only ``gamma`` and no
-    channel-specific weights.
+    channel-specific weights. Computed in float32 like the spatial one.
 
     Args:
         eps (float): added to the summed queries in the normaliser.
@@ -130,14 +136,17 @@ class SharedChannelAttention(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         B, C, H, W = x.shape
         N = H * W
-        v = x.flatten(2)  # (B, C, N)
-        qk = F.normalize(v, dim=1)  # (B, C, N): Q^ and K^ are the same tensor
-        vk = torch.einsum('bcn,bdn->bcd', v, qk)  # (B, C, C) = V K^T
-        numer = v.sum(dim=1, keepdim=True) + torch.bmm(vk, qk)  # (B, C, N)
-        denom = N + torch.einsum('bcn,bn->bc', qk,
-                                 qk.sum(dim=1) + self.eps)  # (B, C)
-        out = numer / denom.unsqueeze(2)  # (B, C, N)
-        return x + self.gamma * out.reshape(B, C, H, W)
+        # float32 for the same reason as in SharedSpatialAttention.
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            v = x.float().flatten(2)  # (B, C, N)
+            qk = F.normalize(v, dim=1)  # (B, C, N): Q^ and K^ are identical
+            vk = torch.einsum('bcn,bdn->bcd', v, qk)  # (B, C, C) = V K^T
+            numer = v.sum(dim=1, keepdim=True) + torch.bmm(vk,
+                                                           qk)  # (B, C, N)
+            denom = N + torch.einsum('bcn,bn->bc', qk,
+                                     qk.sum(dim=1) + self.eps)  # (B, C)
+            out = numer / denom.unsqueeze(2)  # (B, C, N)
+        return x + self.gamma * out.reshape(B, C, H, W).to(x.dtype)
 
 
 class SeparableConvBNAct(nn.Sequential):
@@ -235,8 +244,8 @@ class DCSwinHead(BaseDecodeHead):
     C3), ``ca`` the shared channel attention, ``down_ij`` stride-2 residual
     blocks and ``lf`` the dilated separable up paths (rates ``dilations``)::
 
-        out4 = conv4(x4) + down34(pa(down23b(x2)))       # (B, C4, /32)
-        out3 = pa(x3) + down23a(ca(down12(x1)))           # (B, C3, /16)
+        out4 = conv4(x4) + down34(pa(down232(x2)))       # (B, C4, /32)
+        out3 = pa(x3) + down231(ca(down12(x1)))           # (B, C3, /16)
         out2 = ca(x2) + lf4(out4)                         # (B, C2, /8)
         out1 = lf3(out3) + conv1(x1)                      # (B, C1, /4)
         x = out1 + up(out2)                               # (B, C1, /4)
@@ -336,8 +345,8 @@ class DCSwinHead(BaseDecodeHead):
         self.pa = SharedSpatialAttention(c3, attention_reduction)
         self.ca = SharedChannelAttention()
         self.down12 = DownConnection(c1, c2, **conv_args)
-        self.down23a = DownConnection(c2, c3, **conv_args)  # after ca, ->out3
-        self.down23b = DownConnection(c2, c3, **conv_args)  # from x2, ->out4
+        self.down231 = DownConnection(c2, c3, **conv_args)  # x1 path, -> out3
+        self.down232 = DownConnection(c2, c3, **conv_args)  # x2 path, -> out4
         self.down34 = DownConnection(c3, c4, **conv_args)
         self.lf4 = LateralUp((c4, c3, c2), dilations, **conv_args)
         self.lf3 = LateralUp((c3, c2, c1), dilations, **conv_args)
@@ -357,9 +366,9 @@ class DCSwinHead(BaseDecodeHead):
                              align_corners=False)
 
         out4 = self.conv4(x4) + down(
-            self.down34, self.pa(down(self.down23b, x2, s3)), s4)
+            self.down34, self.pa(down(self.down232, x2, s3)), s4)
         out3 = self.pa(x3) + down(
-            self.down23a, self.ca(down(self.down12, x1, s2)), s3)
+            self.down231, self.ca(down(self.down12, x1, s2)), s3)
         out2 = self.ca(x2) + self.lf4(out4, (s3, s2))
         out1 = self.lf3(out3, (s2, s1)) + self.conv1(x1)
         x = out1 + resize_to(self.up_conv(out2), s1)  # (B, C1, H1, W1)
@@ -369,3 +378,9 @@ class DCSwinHead(BaseDecodeHead):
             x = self.dropout(x)
         x = self.fuse_conv(x)
         return self.conv_seg(x)
+
+
+__all__ = [
+    'DCSwinHead', 'SharedSpatialAttention', 'SharedChannelAttention',
+    'DownConnection', 'LateralUp', 'SeparableConvBNAct', 'resize_to'
+]
