@@ -1,37 +1,90 @@
-"""ContrastiveTransformerHook: makes every MMEngine runner import ct_mmseg."""
+"""ContrastiveTransformerHook: CT statistics in the MMEngine log.
+
+The hook also makes every MMEngine runner import ct_mmseg (see below).
+"""
+from typing import List, Optional, Sequence
+
+import torch
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
 from .models import ContrastiveTransformerHead
+from .models.ct_head import STAT_NAMES
 from .registry import HOOKS
+
+_POS, _NEG, _PAIRS, _POS_PAIRS, _COS_POS, _COS_NEG = range(len(STAT_NAMES))
 
 
 @HOOKS.register_module()
 class ContrastiveTransformerHook(Hook):
-    """Reports the CT set-up; its scoped type name imports ct_mmseg.
+    """Logs what CT's sampler picked, per stage; its scoped name imports us.
 
-    The CT config fragment lists this hook in ``custom_hooks``. Resolving
-    ``'ct_mmseg.ContrastiveTransformerHook'`` imports the package in any
-    runner, including MMSeg's ``tools/test.py`` (which ignores
-    ``runner_type``), so ct_mmseg's weights-only checkpoint loader is in place
-    before the checkpoint is read. Before training it logs what CT will do
-    (stages, channels, strides, loss) so a wrong inference shows up at once.
+    **Statistics.** Each training step, every
+    :class:`ContrastiveTransformerHead` keeps device tensors with what it saw.
+    This hook adds them up on the device (no host sync), and every
+    ``interval`` iterations it copies them to the host once. It then writes
+    these means over the interval into MMEngine's message hub as ``train/``
+    scalars, so the text log, ``vis_data/scalars.json`` and TensorBoard all
+    get them with no extra code. For stage ``i``:
+
+    - ``ct_s{i}/pos`` and ``ct_s{i}/neg``: positive and negative patches found
+      per step (all classes);
+    - ``ct_s{i}/pairs``: pairs the loss used after hard mining, per step;
+    - ``ct_s{i}/cos_pos`` and ``ct_s{i}/cos_neg``: mean cosine similarity of
+      the same-class and different-class pairs used;
+    - ``ct_s{i}/no_pos``: the fraction of (step, class present in the GT)
+      where the class had no positive patch at this stage. Small classes such
+      as cars at the coarse stages show up here.
+
+    With ``per_class=True``, the same figures are also written per class as
+    ``ct_s{i}/{class}/{pos,neg,pairs,cos_pos,cos_neg,no_pos}``.
+
+    **Why it is in the CT fragment.** The fragment lists this hook under the
+    scoped name ``'ct_mmseg.ContrastiveTransformerHook'``. Resolving that name
+    imports ct_mmseg in any runner, including MMSeg's ``tools/test.py``, which
+    ignores ``runner_type``. So ct_mmseg's weights-only checkpoint loader is in
+    place before a checkpoint is read.
+
+    Args:
+        interval (int, optional): log every ``interval`` training iterations.
+            Default None: the LoggerHook's interval.
+        stats (bool): log the statistics. Default True.
+        per_class (bool): also log per-class figures. Default False.
     """
 
-    priority = 'VERY_LOW'
+    priority = 'NORMAL'  # after_train_iter before LoggerHook (BELOW_NORMAL)
+
+    def __init__(self, interval: Optional[int] = None, stats: bool = True,
+                 per_class: bool = False):
+        self.interval = interval
+        self.stats = stats
+        self.per_class = per_class
+        self._sums: Optional[torch.Tensor] = None
+        self._no_pos: Optional[torch.Tensor] = None
+        self._present: Optional[torch.Tensor] = None
+        self._steps = 0
+        self._heads: List[ContrastiveTransformerHead] = []
+        self._class_names: Sequence[str] = ()
 
     def before_train(self, runner) -> None:
         model = runner.model.module if hasattr(runner.model, 'module') \
             else runner.model
-        heads = [m for m in model.modules()
-                 if isinstance(m, ContrastiveTransformerHead)]
-        if not heads:
+        self._heads = [m for m in model.modules()
+                       if isinstance(m, ContrastiveTransformerHead)]
+        if not self._heads:
             print_log('ContrastiveTransformerHook: the model has no '
                       'ContrastiveTransformerHead, CT is OFF (build the '
                       "runner with runner_type='ct_mmseg.CTRunner')",
                       logger='current', level=30)
             return
-        for head in heads:
+        if self.interval is None:
+            logger_hook = next((h for h in runner.hooks
+                                if type(h).__name__ == 'LoggerHook'), None)
+            self.interval = getattr(logger_hook, 'interval', 50)
+        dataset = getattr(runner.train_dataloader, 'dataset', None)
+        self._class_names = tuple(
+            getattr(dataset, 'metainfo', {}).get('classes', ()) or ())
+        for head in self._heads:
             loss = head.loss_decode
             print_log(
                 'Contrastive Transformer: stages in_index='
@@ -40,3 +93,78 @@ class ContrastiveTransformerHook(Hook):
                 f'ignore_index={head.ignore_index} mode={loss.mode} '
                 f'clip={loss.clip_value} ({loss.clip_mode}) '
                 f'num_samples={head.num_samples}', logger='current')
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
+                         outputs=None) -> None:
+        if not (self.stats and self._heads):
+            return
+        head = self._heads[0]
+        stats, present = head.step_stats, head.step_present
+        if stats is None:
+            return
+        # (S, K): present classes that had no positive patch at the stage
+        no_pos = (stats[:, _POS] == 0) & present.unsqueeze(0)
+        # the cosine means count only in steps that had such pairs: keep
+        # (S, 2, K) "had pairs" flags next to the sums
+        had_pairs = torch.stack([stats[:, _POS_PAIRS] > 0,
+                                 stats[:, _PAIRS] > stats[:, _POS_PAIRS]], 1)
+        stats = torch.cat([stats, had_pairs.float()], dim=1)
+        if self._sums is None:
+            self._sums = torch.zeros_like(stats)
+            self._no_pos = torch.zeros_like(no_pos, dtype=torch.float)
+            self._present = torch.zeros_like(present, dtype=torch.float)
+        self._sums += stats
+        self._no_pos += no_pos.float()
+        self._present += present.float()
+        self._steps += 1
+        if self.every_n_train_iters(runner, self.interval) or \
+                self.is_last_train_iter(runner):
+            self._flush(runner)
+
+    def _flush(self, runner) -> None:
+        # one host transfer per interval
+        sums, no_pos, present = (t.cpu() for t in (self._sums, self._no_pos,
+                                                   self._present))
+        steps = self._steps
+        self._sums = self._no_pos = self._present = None
+        self._steps = 0
+        hub = runner.message_hub
+        # (S, 2, K): steps with same-class / different-class pairs
+        weights = sums[:, len(STAT_NAMES):].clamp(min=1)
+        for stage in range(sums.shape[0]):
+            row = sums[stage]
+            hub.update_scalar(f'train/ct_s{stage}/pos',
+                              row[_POS].sum().item() / steps)
+            hub.update_scalar(f'train/ct_s{stage}/neg',
+                              row[_NEG].sum().item() / steps)
+            hub.update_scalar(f'train/ct_s{stage}/pairs',
+                              row[_PAIRS].sum().item() / steps)
+            # mean over (step, class) that had pairs of that kind
+            had = sums[stage, len(STAT_NAMES):]
+            hub.update_scalar(f'train/ct_s{stage}/cos_pos',
+                              row[_COS_POS].sum().item() /
+                              max(had[0].sum().item(), 1))
+            hub.update_scalar(f'train/ct_s{stage}/cos_neg',
+                              row[_COS_NEG].sum().item() /
+                              max(had[1].sum().item(), 1))
+            hub.update_scalar(
+                f'train/ct_s{stage}/no_pos',
+                no_pos[stage].sum().item() / max(present.sum().item(), 1))
+            if self.per_class:
+                self._flush_per_class(hub, stage, row, weights[stage],
+                                      no_pos[stage], present, steps)
+
+    def _flush_per_class(self, hub, stage, row, weights, no_pos, present,
+                         steps) -> None:
+        for k in range(row.shape[1]):
+            name = self._class_names[k] if k < len(self._class_names) else k
+            prefix = f'train/ct_s{stage}/{name}'
+            hub.update_scalar(f'{prefix}/pos', row[_POS, k].item() / steps)
+            hub.update_scalar(f'{prefix}/neg', row[_NEG, k].item() / steps)
+            hub.update_scalar(f'{prefix}/pairs', row[_PAIRS, k].item() / steps)
+            hub.update_scalar(f'{prefix}/cos_pos',
+                              row[_COS_POS, k].item() / weights[0, k].item())
+            hub.update_scalar(f'{prefix}/cos_neg',
+                              row[_COS_NEG, k].item() / weights[1, k].item())
+            hub.update_scalar(f'{prefix}/no_pos',
+                              no_pos[k].item() / max(present[k].item(), 1))

@@ -72,6 +72,8 @@ test_dataloader = val_dataloader
 train_cfg = dict(max_iters=4, val_interval=4)
 default_hooks = dict(logger=dict(interval=1),
                      checkpoint=dict(interval=2, max_keep_ckpts=3))
+visualizer = dict(vis_backends=[dict(type='LocalVisBackend'),
+                                dict(type='TensorboardVisBackend')])
 '''
 
 
@@ -123,6 +125,20 @@ def test_train_test_resume_through_mmseg_tools(demo_data, tmp_path):
         assert record['loss'] == pytest.approx(parts, rel=1e-3)
     assert any(r.get('aux_1.loss_ct_s0', 0) > 0 for r in train_records)
     assert (work / 'iter_4.pth').exists()
+    # CT statistics (ContrastiveTransformerHook) in the JSON scalars ...
+    stat_keys = [f'ct_s{s}/{k}' for s in range(4) for k in
+                 ('pos', 'neg', 'pairs', 'cos_pos', 'cos_neg', 'no_pos')]
+    for record in train_records:
+        assert all(math.isfinite(record[k]) for k in stat_keys)
+        assert record['ct_s0/pos'] > 0 and record['ct_s0/neg'] > 0
+    assert 'ct_s3/no_pos:' in log  # ... in the text log ...
+    # ... and in TensorBoard's event file
+    from tensorboard.backend.event_processing.event_accumulator import \
+        EventAccumulator
+    events = glob.glob(osp.join(work, '*', 'vis_data', 'events.out.*'))
+    assert events
+    tags = EventAccumulator(events[0]).Reload().Tags()['scalars']
+    assert set(stat_keys + ['aux_1.loss_ct_s0']) <= set(tags)
 
     # MMSeg's tools/test.py on the fragment config: it builds the plain
     # (inference) model; per-class IoU of the six Potsdam classes is printed.

@@ -22,10 +22,18 @@ class ClassLosses(NamedTuple):
         loss (Tensor): float (K,), 0 where ``active`` is False.
         active (Tensor): bool (K,), the class had enough positives/negatives.
         pairs (Tensor): long (K,), number of pairs the loss used.
+        positive_pairs (Tensor): long (K,), how many of them are same-class
+            pairs (InfoNCE: query-key pairs).
+        positive_cosine (Tensor): float (K,), detached mean cosine of the
+            same-class pairs used (0 where none); for statistics only.
+        negative_cosine (Tensor): float (K,), same for different-class pairs.
     """
     loss: torch.Tensor
     active: torch.Tensor
     pairs: torch.Tensor
+    positive_pairs: torch.Tensor
+    positive_cosine: torch.Tensor
+    negative_cosine: torch.Tensor
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor,
@@ -109,7 +117,13 @@ def cl_class_losses(positives: torch.Tensor, num_positives: torch.Tensor,
         cl_pair_loss(pos.similarity, True, label_smoothing, form), pos.keep)
     pairs = neg.keep.sum(1) + pos.keep.sum(1)
     loss = torch.where(active, neg_loss + pos_loss, torch.zeros_like(neg_loss))
-    return ClassLosses(loss, active, torch.where(active, pairs, 0 * pairs))
+    with torch.no_grad():
+        pos_keep = pos.keep & active.unsqueeze(1)
+        neg_keep = neg.keep & active.unsqueeze(1)
+        stats = (masked_mean(pos.similarity, pos_keep),
+                 masked_mean(neg.similarity, neg_keep))
+    return ClassLosses(loss, active, torch.where(active, pairs, 0 * pairs),
+                       pos_keep.sum(1), *stats)
 
 
 def infonce_class_losses(positives: torch.Tensor, num_positives: torch.Tensor,
@@ -149,5 +163,11 @@ def infonce_class_losses(positives: torch.Tensor, num_positives: torch.Tensor,
     query_valid = query_valid & active.unsqueeze(1)
     loss = masked_mean(per_query, query_valid)
     pairs = query_valid.sum(1) * (1 + neg_valid.sum(1))
+    with torch.no_grad():
+        pair_valid = query_valid.unsqueeze(2) & neg_valid.unsqueeze(1)
+        stats = (masked_mean(positive_logit.squeeze(-1) * temperature,
+                             query_valid),
+                 masked_mean((negative_logits * temperature).masked_fill(
+                     ~pair_valid, 0).flatten(1), pair_valid.flatten(1)))
     return ClassLosses(torch.where(active, loss, torch.zeros_like(loss)),
-                       active, pairs)
+                       active, pairs, query_valid.sum(1), *stats)

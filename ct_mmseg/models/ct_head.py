@@ -24,6 +24,11 @@ def build_projector(in_channels: int, channels: int, num_layers: int) -> nn.Modu
     return nn.Sequential(*layers)
 
 
+# Rows of ContrastiveTransformerHead.step_stats, per stage and class.
+STAT_NAMES = ('positives', 'negatives', 'pairs', 'positive_pairs', 'cos_pos',
+              'cos_neg')
+
+
 @MODELS.register_module()
 class ContrastiveTransformerHead(BaseDecodeHead):
     """Contrastive Transformer (CT) as an MMSeg auxiliary decode head.
@@ -54,6 +59,10 @@ class ContrastiveTransformerHead(BaseDecodeHead):
             be negatives. Default False (see ``ct_mmseg.core.patch_labels``).
         seed (int, optional): seed of a private generator for the candidate
             draws. Default None: the global RNG that MMEngine seeds.
+        collect_stats (bool): keep per-stage, per-class statistics of the last
+            step in :attr:`step_stats` (device tensors, no host sync) for
+            :class:`~ct_mmseg.hooks.ContrastiveTransformerHook` to log.
+            Default True.
         ignore_index (int): GT label to ignore. Default 255.
         loss_decode (dict): config of :class:`PatchContrastLoss`.
         init_cfg (dict, optional): MMEngine init config.
@@ -74,6 +83,7 @@ class ContrastiveTransformerHead(BaseDecodeHead):
                  num_samples: int = 2000,
                  ignore_only_negatives: bool = False,
                  seed: Optional[int] = None,
+                 collect_stats: bool = True,
                  ignore_index: int = 255,
                  loss_decode: ConfigType = dict(type='PatchContrastLoss'),
                  init_cfg: Optional[Union[dict, List[dict]]] = None,
@@ -116,6 +126,11 @@ class ContrastiveTransformerHead(BaseDecodeHead):
         self.ignore_only_negatives = ignore_only_negatives
         self.seed = seed
         self._generator: Optional[torch.Generator] = None
+        self.collect_stats = collect_stats
+        # (S, len(STAT_NAMES), K) statistics of the last training step and
+        # (K,) classes present in its GT; None until a step ran.
+        self.step_stats: Optional[Tensor] = None
+        self.step_present: Optional[Tensor] = None
         self.projectors = nn.ModuleList(
             build_projector(c, proj_channels, proj_num_layers)
             for c in self.in_channels)
@@ -200,12 +215,11 @@ class ContrastiveTransformerHead(BaseDecodeHead):
             raise ValueError(f'ContrastiveTransformerHead: {gt.shape[0]} GT '
                              f'masks for a batch of {feats[0].shape[0]}')
         check_labels(gt, self.num_classes, self.ignore_index)
-        num_present = classes_present(gt, self.num_classes,
-                                      self.ignore_index).sum()
-        divisor = len(feats) * num_present.clamp(min=1).float()
+        present = classes_present(gt, self.num_classes, self.ignore_index)
+        divisor = len(feats) * present.sum().clamp(min=1).float()
         generator = self._get_generator(gt.device)
 
-        stage_losses = []
+        stage_losses, stage_stats = [], []
         for feat, stride, projector, weight in zip(
                 feats, self.strides, self.projectors, self.stage_weights):
             masks = patch_masks(gt, stride, feat.shape[-2:], self.num_classes,
@@ -220,6 +234,17 @@ class ContrastiveTransformerHead(BaseDecodeHead):
             class_losses = self.loss_decode(pos_emb, pos.count, neg_emb,
                                             neg.count)
             stage_losses.append(weight * class_losses.loss.sum() / divisor)
+            if self.collect_stats:
+                stage_stats.append(torch.stack([
+                    masks.positive.sum(1).float(),
+                    masks.negative.sum(1).float(),
+                    class_losses.pairs.float(),
+                    class_losses.positive_pairs.float(),
+                    class_losses.positive_cosine.float(),
+                    class_losses.negative_cosine.float()]))
+        if self.collect_stats:
+            self.step_stats = torch.stack(stage_stats).detach()
+            self.step_present = present
 
         name = self.loss_decode.loss_name
         return {f'{name}_s{i}': loss for i, loss in enumerate(
