@@ -38,6 +38,8 @@ setup(
         'importlib_metadata',
         'setuptools>=77.0.3,<81',
     ],
-    extras_require={'tests': ['pytest', 'hypothesis', 'matplotlib', 'tensorboard']},
+    extras_require={
+        'tests': ['pytest', 'hypothesis', 'matplotlib', 'tensorboard', 'seaborn']
+    },
     license='Apache-2.0',
 )

@@ -84,7 +84,7 @@ def add_ct_to_config(cfg, key: str = 'ct_head'):
     """
     if key not in cfg or cfg[key] is None:
         raise KeyError(f'ct_mmseg.CTRunner needs a `{key}` dict in the config '
-                       '(inherit configs/_base_/ct/contrastive_transformer.py)')
+                       '(inherit configs/_base_/contrastive_transformer.py)')
     model = cfg['model']
     aux = model.get('auxiliary_head')
     aux_list = aux if isinstance(aux, (list, tuple)) else [aux]

@@ -146,9 +146,10 @@ def test_train_test_resume_through_mmseg_tools(demo_data, tmp_path):
                work / 'iter_4.pth', '--work-dir', tmp_path / 'test'],
               cwd=tmp_path)
     assert 'mIoU' in log and all(name in log for name in CLASSES)
-    # ... and on the config the runner dumped (CT head included: strict).
+    # ... and `mim test` on the config the runner dumped (CT head included:
+    # the checkpoint loads strictly).
     dumped = work / 'tiny_ct.py'
-    log = run([sys.executable, osp.join(TOOLS, 'test.py'), dumped,
+    log = run([MIM, 'test', 'mmsegmentation', dumped, '--checkpoint',
                work / 'iter_4.pth', '--work-dir', tmp_path / 'test2'],
               cwd=tmp_path)
     assert 'mIoU' in log and 'unexpected key' not in log

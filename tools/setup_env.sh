@@ -85,7 +85,8 @@ fi
 
 step "installing ct_mmseg (editable) and the test tools"
 "${PIP[@]}" -q --no-build-isolation --no-deps -e "$REPO" || fail "ct_mmseg install"
-"${PIP[@]}" -q pytest hypothesis matplotlib tensorboard || fail "test tools"
+# seaborn: imported by MMSeg's tools/analysis_tools/analyze_logs.py
+"${PIP[@]}" -q pytest hypothesis matplotlib tensorboard seaborn || fail "test tools"
 
 step "checking the stack"
 "$PY" - <<'PYEOF' || fail "import check"

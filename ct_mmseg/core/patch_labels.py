@@ -99,7 +99,7 @@ def patch_class_presence(gt: torch.Tensor, patch_size: int,
     # Map ignore (and anything that is not a class, which check_labels
     # reports) to the extra column K so one scatter covers every pixel.
     not_a_class = (gt < 0) | (gt >= num_classes)
-    gt = torch.where(not_a_class, torch.full_like(gt, num_classes), gt)
+    gt = gt.masked_fill(not_a_class, num_classes)  # no full-size temporary
     blocks = gt.reshape(gt.shape[0], h, s, w, s).permute(0, 1, 3, 2, 4)
     blocks = blocks.reshape(-1, s * s)
     presence = torch.zeros(blocks.shape[0], num_classes + 1,
@@ -115,8 +115,8 @@ def classes_present(gt: torch.Tensor, num_classes: int,
     synchronise with the host on CUDA.
     """
     labels = gt.long().flatten()
-    labels = torch.where((labels < 0) | (labels >= num_classes),
-                         torch.full_like(labels, num_classes), labels)
+    labels = labels.masked_fill((labels < 0) | (labels >= num_classes),
+                                num_classes)
     seen = torch.zeros(num_classes + 1, dtype=torch.bool, device=gt.device)
     return seen.scatter_(0, labels, True)[:num_classes]
 

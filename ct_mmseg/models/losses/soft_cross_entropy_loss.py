@@ -39,6 +39,8 @@ def soft_cross_entropy(pred: Tensor,
     Returns:
         Tensor: (N, H, W) per-pixel losses (0 at ignored pixels).
     """
+    if pred.dtype in (torch.float16, torch.bfloat16):
+        pred = pred.float()  # AMP: the log-probabilities in float32
     log_prob = F.log_softmax(pred, dim=1)  # (N, K, H, W)
     num_classes = pred.shape[1]
     if ignore_index is not None:

@@ -53,6 +53,10 @@ def soft_dice_loss(pred: Tensor,
         Tensor: scalar loss.
     """
     num_classes = pred.shape[1]
+    if pred.dtype in (torch.float16, torch.bfloat16):
+        # AMP: the sums run over every pixel of the batch (millions at
+        # 32 x 512 x 512), beyond float16's range
+        pred = pred.float()
     prob = F.softmax(pred, dim=1)  # (N, K, H, W)
     if ignore_index is not None:
         valid = label != ignore_index  # (N, H, W)
@@ -99,7 +103,8 @@ class SoftDiceLoss(nn.Module):
                  loss_name: str = 'loss_dice'):
         super().__init__()
         if smooth < 0:
-            raise ValueError(f'SoftDiceLoss: smooth must be >= 0, got {smooth}')
+            raise ValueError(
+                f'SoftDiceLoss: smooth must be >= 0, got {smooth}')
         self.smooth = smooth
         self.eps = eps
         self.ignore_index = ignore_index
