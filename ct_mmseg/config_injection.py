@@ -113,6 +113,14 @@ def add_ct_to_config(cfg, key: str = 'ct_head'):
     else:
         _fill_stages_from_backbone(head, model['backbone'], key)
 
+    # Build the head once now so that a bad option fails here, before any
+    # training starts, with the config key in the message.
+    from mmseg.registry import MODELS
+    try:
+        MODELS.build(copy.deepcopy(head))
+    except (ValueError, TypeError, KeyError, IndexError) as error:
+        raise type(error)(f'{key}: {error}') from error
+
     if aux is None:
         model['auxiliary_head'] = head
     else:

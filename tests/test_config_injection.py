@@ -84,6 +84,18 @@ def test_misconfiguration_fails_at_build_naming_the_key(tmp_path, override,
         add_ct_to_config(cfg)
 
 
+@pytest.mark.parametrize('key,value,match', [
+    ('mode', 'triplet', r"ct_head: .*loss_decode\.mode must be one of \('cl', 'infonce'\)"),
+    ('temperature', 0.0, r'ct_head: .*loss_decode\.temperature must be > 0'),
+])
+def test_bad_loss_option_fails_at_build_naming_the_key(tmp_path, key, value,
+                                                       match):
+    cfg = stock_plus_fragment(tmp_path, SWIN.format('tiny'))
+    cfg.ct_head.loss_decode[key] = value
+    with pytest.raises(ValueError, match=match):
+        add_ct_to_config(cfg)
+
+
 def test_subset_of_stages(tmp_path):
     cfg = stock_plus_fragment(tmp_path, SWIN.format('tiny'))
     cfg.ct_head.in_index = [2, 3]

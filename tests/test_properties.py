@@ -326,14 +326,15 @@ def test_a_consistent_subset_of_stages_builds():
 
 
 @pytest.mark.parametrize('key,value,match', [
-    ('mode', 'triplet', r"mode must be one of \('cl', 'infonce'\), "
-                        r"got 'triplet'"),
-    ('cl_form', 'hinge', r"cl_form must be one of \('soft_ce', 'bce'\)"),
-    ('clip_mode', 'cut', r"clip_mode must be one of \('scale', 'clamp'\)"),
+    ('mode', 'triplet', r"ct_head: .*loss_decode\.mode must be one of "
+                        r"\('cl', 'infonce'\), got 'triplet'"),
+    ('cl_form', 'hinge', r"ct_head: .*loss_decode\.cl_form must be one of "
+                         r"\('soft_ce', 'bce'\)"),
+    ('clip_mode', 'cut', r"ct_head: .*loss_decode\.clip_mode must be one of "
+                         r"\('scale', 'clamp'\)"),
 ])
-def test_unknown_loss_choice_fails_at_model_build(key, value, match):
+def test_unknown_loss_choice_fails_at_config_build(key, value, match):
     cfg = demo_cfg()
     cfg.ct_head.loss_decode[key] = value
-    cfg = add_ct_to_config(cfg)
     with pytest.raises(ValueError, match=match):
-        MODELS.build(copy.deepcopy(cfg.model))
+        add_ct_to_config(cfg)

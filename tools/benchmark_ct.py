@@ -442,8 +442,12 @@ def benchmark(args):
         entry.update(memory.get(name, {}))
         result[name] = entry
     b, c = result['baseline'], result['ct']
+    # the two steps of one round ran back to back: their ratio cancels drift
+    paired = [ct / base for base, ct in zip(walls['baseline'], walls['ct'])]
     result['ratios'] = dict(
         step_time=ratio(c['step_ms_median'], b['step_ms_median']),
+        step_time_paired=round(statistics.median(paired), 4)
+        if paired else None,
         step_cpu_time=ratio(c.get('step_cpu_ms_median'),
                             b.get('step_cpu_ms_median')),
         memory_total=ratio(c.get('total_bytes'), b.get('total_bytes')),
@@ -716,6 +720,9 @@ def _print_result(result):
     print(f"\nconfig {result['config']}  device {result['device']}  "
           f"{result['img_size']} px, batch {result['batch_size']}, "
           f"{result['dtype']}, {result['steps']} steps each, interleaved")
+    if r.get('step_time_paired') is not None:
+        print(f"step time CT/base, median over the interleaved pairs: "
+              f"{r['step_time_paired']:.4f}")
     rows = [('step time, median (ms)', 'step_ms_median', 'step_time'),
             ('step CPU time, median (ms)', 'step_cpu_ms_median',
              'step_cpu_time'),

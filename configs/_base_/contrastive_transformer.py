@@ -35,7 +35,9 @@ ct_head = dict(
     stage_weights=None,  # None: every stage weighs 1 (authors)
     num_samples=2000,  # bound on positives and on negatives per class/stage
     ignore_only_negatives=False,
-    seed=None,  # None: the global RNG seeded by MMEngine's `randomness`
+    # draws depend only on (seed, iteration, rank): resumed runs repeat them
+    # exactly; None: the global RNG seeded by MMEngine's `randomness`
+    seed=0,
     loss_decode=dict(
         type='PatchContrastLoss',
         mode='cl',  # 'cl' (the paper's CL) or 'infonce'

@@ -66,19 +66,19 @@ class PatchContrastLoss(nn.Module):
         _check_choice('cl_form', cl_form, CL_FORMS)
         _check_choice('clip_mode', clip_mode, CLIP_MODES)
         if not temperature > 0:
-            raise ValueError('PatchContrastLoss: temperature must be > 0, '
+            raise ValueError('PatchContrastLoss: loss_decode.temperature must be > 0, '
                              f'got {temperature}')
         if not 0 <= label_smoothing < 1:
-            raise ValueError('PatchContrastLoss: label_smoothing must be in '
+            raise ValueError('PatchContrastLoss: loss_decode.label_smoothing must be in '
                              f'[0, 1), got {label_smoothing}')
         if not 0 < hard_fraction <= 1:
-            raise ValueError('PatchContrastLoss: hard_fraction must be in '
+            raise ValueError('PatchContrastLoss: loss_decode.hard_fraction must be in '
                              f'(0, 1], got {hard_fraction}')
         if clip_value is not None and not clip_value > 0:
-            raise ValueError('PatchContrastLoss: clip_value must be > 0 or '
+            raise ValueError('PatchContrastLoss: loss_decode.clip_value must be > 0 or '
                              f'None, got {clip_value}')
         if not loss_name.startswith('loss_'):
-            raise ValueError('PatchContrastLoss: loss_name must start with '
+            raise ValueError('PatchContrastLoss: loss_decode.loss_name must start with '
                              f"'loss_' to count in the total, got {loss_name!r}")
         default_min = 5 if mode == 'cl' else 10
         self.mode = mode
@@ -164,12 +164,12 @@ class PatchContrastLoss(nn.Module):
 
 def _check_choice(key, value, choices):
     if value not in choices:
-        raise ValueError(f'PatchContrastLoss: {key} must be one of {choices}, '
-                         f'got {value!r}')
+        raise ValueError(f'PatchContrastLoss: loss_decode.{key} must be one '
+                         f'of {choices}, got {value!r}')
 
 
 def _at_least(key, value, minimum):
     if int(value) != value or value < minimum:
-        raise ValueError(f'PatchContrastLoss: {key} must be an integer >= '
-                         f'{minimum}, got {value!r}')
+        raise ValueError(f'PatchContrastLoss: loss_decode.{key} must be an '
+                         f'integer >= {minimum}, got {value!r}')
     return int(value)
