@@ -24,6 +24,9 @@ def make_samples(gt: torch.Tensor):
     return samples
 
 
-@pytest.fixture
-def samples_from():
-    return make_samples
+@pytest.fixture(scope='session')
+def demo_data(tmp_path_factory):
+    """One small demo Potsdam for the whole session (2 train, 1 val image):
+    synthetic raw ISPRS zips converted by MMSeg's own converter."""
+    from e2e_utils import prepare_demo_potsdam
+    return prepare_demo_potsdam(str(tmp_path_factory.mktemp('potsdam')))

@@ -15,6 +15,9 @@ import mmseg
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOLS = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools')
+FRAGMENT = osp.join(REPO, 'configs', '_base_', 'contrastive_transformer.py')
+DEMO = osp.join(REPO, 'configs', 'ct', 'demo')
+MIM = osp.join(osp.dirname(sys.executable), 'mim')
 POTSDAM_CLASSES = ('impervious_surface', 'building', 'low_vegetation',
                    'tree', 'car', 'clutter')
 
@@ -60,3 +63,43 @@ def scalars(work_dir) -> List[dict]:
         with open(name) as f:
             records += [json.loads(line) for line in f if line.strip()]
     return records
+
+
+TINY = '''
+_base_ = [{base!r}]
+data_root = {data_root!r}
+crop_size = (64, 64)
+model = dict(
+    data_preprocessor=dict(size=crop_size),
+    backbone=dict(embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 2, 4, 8]),
+    decode_head=dict(in_channels=[16, 32, 64, 128], channels=16),
+    auxiliary_head=dict(in_channels=64, channels=16))
+train_dataloader = dict(batch_size=2, num_workers=0, dataset=dict(
+    data_root=data_root, pipeline=[
+        dict(type='LoadImageFromFile'),
+        dict(type='LoadAnnotations', reduce_zero_label=True),
+        dict(type='RandomCrop', crop_size=crop_size),
+        dict(type='PackSegInputs')]))
+val_dataloader = dict(num_workers=0, dataset=dict(
+    data_root=data_root, pipeline=[
+        dict(type='LoadImageFromFile'),
+        dict(type='Resize', scale=(64, 64), keep_ratio=True),
+        dict(type='LoadAnnotations', reduce_zero_label=True),
+        dict(type='PackSegInputs')]))
+test_dataloader = val_dataloader
+train_cfg = dict(max_iters=4, val_interval=4)
+default_hooks = dict(logger=dict(interval=1),
+                     checkpoint=dict(interval=2, max_keep_ckpts=3))
+visualizer = dict(vis_backends=[dict(type='LocalVisBackend'),
+                                dict(type='TensorboardVisBackend')])
+'''
+
+
+def tiny_config(tmp_path, data_root, ct=True) -> str:
+    """A tiny Swin-UPerNet demo config (CT or baseline) on ``data_root``."""
+    base = 'swin-tiny_upernet_ct_potsdam-demo.py' if ct else \
+        'swin-tiny_upernet_potsdam-demo.py'
+    path = tmp_path / ('tiny_ct.py' if ct else 'tiny_base.py')
+    path.write_text(TINY.format(base=osp.join(DEMO, base),
+                                data_root=data_root))
+    return str(path)

@@ -27,7 +27,7 @@ import socket
 import subprocess
 import sys
 
-from test_tools_e2e import TOOLS, demo_data, scalars, tiny_config  # noqa: F401
+from e2e_utils import TOOLS, scalars, tiny_config
 
 LAUNCHER = r'''
 """torchrun entry: gloo process group first, then MMSeg's tools/train.py."""
@@ -105,7 +105,7 @@ def free_port():
 
 
 def test_two_process_gloo_ddp_trains_ct_without_unused_parameters(
-        demo_data, tmp_path):  # noqa: F811
+        demo_data, tmp_path):
     base = tiny_config(tmp_path, demo_data)
     cfg = tmp_path / 'ddp_ct.py'
     cfg.write_text(DDP_CONFIG.format(base=base, iters=ITERS))

@@ -5,8 +5,8 @@ import os.path as osp
 import torch
 from mmengine.config import Config
 from mmseg.registry import MODELS
-from torch.utils.flop_counter import FlopCounterMode
 
+from ct_mmseg.analysis import inference_cost
 from ct_mmseg.config_injection import add_ct_to_config
 from ct_mmseg.models import ContrastiveTransformerHead
 
@@ -31,34 +31,16 @@ def build_pair():
     return baseline.eval(), ct_model.eval()
 
 
-def params_run_by(model, fn):
-    """Parameters of the modules that actually execute during ``fn()``."""
-    ran = set()
-    hooks = [m.register_forward_hook(lambda mod, i, o: ran.add(mod))
-             for m in model.modules()]
-    try:
-        fn()
-    finally:
-        for h in hooks:
-            h.remove()
-    used = {id(p): p for m in ran for p in m.parameters(recurse=False)}
-    return sum(p.numel() for p in used.values())
-
-
 def test_inference_params_flops_and_outputs_equal_the_baseline():
     baseline, ct_model = build_pair()
     inputs = torch.randn(1, 3, 96, 128)
     assert any(isinstance(m, ContrastiveTransformerHead)
                for m in ct_model.modules())
 
-    outputs, flops, params = [], [], []
-    for model in (baseline, ct_model):
-        with torch.no_grad():
-            counter = FlopCounterMode(display=False)
-            with counter:
-                outputs.append(model.predict(inputs)[0].seg_logits.data)
-            flops.append(counter.get_total_flops())
-            params.append(params_run_by(model, lambda: model.predict(inputs)))
+    costs, outputs = zip(*(inference_cost(m, inputs)
+                           for m in (baseline, ct_model)))
+    flops = [c['flops'] for c in costs]
+    params = [c['params'] for c in costs]
     assert flops[0] > 0 and flops[0] == flops[1]
     assert params[0] > 0 and params[0] == params[1]
     assert torch.equal(outputs[0], outputs[1])

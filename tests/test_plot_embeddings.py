@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 import torch
 
-from test_tools_e2e import (CLASSES, REPO, TOOLS, demo_data,  # noqa: F401
-                            run, scalars, tiny_config)
+from e2e_utils import POTSDAM_CLASSES as CLASSES
+from e2e_utils import REPO, TOOLS, run, scalars, tiny_config
 
 # the trained tiny models evaluate on the val image resized to 256 px so that
 # every stage has pure patches; the cap makes sub-sampling happen at stage 0
@@ -44,7 +44,7 @@ def load_tool(name):
 
 
 @pytest.fixture(scope='module')
-def trained(demo_data, tmp_path_factory):  # noqa: F811
+def trained(demo_data, tmp_path_factory):
     """{'base'|'ct': (config, checkpoint, work_dir)} after 2 iterations."""
     out = {}
     for key, ct in (('base', False), ('ct', True)):
@@ -256,7 +256,7 @@ def test_training_curves_with_mmseg_analyze_logs(trained, tmp_path):
 # --------------------------------------------------------------------------- #
 # docs: the CT-patch figure, CT on SegFormer
 # --------------------------------------------------------------------------- #
-def test_draw_ct_patches(demo_data, tmp_path):  # noqa: F811
+def test_draw_ct_patches(demo_data, tmp_path):
     tool = load_tool('draw_ct_patches')
     png = tmp_path / 'ct_patches.png'
     run([sys.executable, osp.join(REPO, 'tools', 'draw_ct_patches.py'),
@@ -299,7 +299,7 @@ default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=2))
 '''
 
 
-def test_segformer_with_ct_fragment_trains(demo_data, tmp_path):  # noqa: F811
+def test_segformer_with_ct_fragment_trains(demo_data, tmp_path):
     config = osp.join(REPO, 'configs', 'ct',
                       'segformer_mit-b0_ct_potsdam-demo.py')
     tiny = tmp_path / 'segformer_tiny.py'

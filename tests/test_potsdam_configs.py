@@ -19,7 +19,7 @@ import os.path as osp
 import sys
 
 import pytest
-from e2e_utils import POTSDAM_CLASSES, REPO, prepare_demo_potsdam, run, \
+from e2e_utils import POTSDAM_CLASSES, REPO, run, \
     scalars
 from mmengine.config import Config
 
@@ -246,10 +246,10 @@ def write_tiny_config(folder, name, data_root):
 
 
 @pytest.fixture(scope='module')
-def grid(tmp_path_factory):
+def grid(tmp_path_factory, demo_data):
     """The 9 tiny configs run once through tools/run_potsdam_grid.py."""
     root = tmp_path_factory.mktemp('potsdam_grid')
-    data_root = prepare_demo_potsdam(str(root / 'demo'))
+    data_root = demo_data
     configs = [write_tiny_config(str(root), n, data_root) for n in CONFIGS]
     work_root = root / 'work'
     # two runs at a time (each a train.py then a test.py process)

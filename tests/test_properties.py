@@ -9,7 +9,6 @@ definitions (a Python loop over every token's block), not from the
 vectorised code under test.
 """
 import contextlib
-import copy
 import os.path as osp
 from unittest import mock
 

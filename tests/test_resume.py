@@ -27,7 +27,7 @@ from mmengine.logging import MessageHub
 import ct_mmseg.models.ct_head as ct_head_module
 from conftest import make_samples
 from test_head import blocky_gt, build_head, features
-from test_tools_e2e import TOOLS, demo_data, scalars, tiny_config  # noqa: F401
+from e2e_utils import TOOLS, scalars, tiny_config
 
 DETERMINISTIC = [
     'ct_head.seed=1234',
@@ -132,7 +132,7 @@ def losses_by_step(work):
 
 
 def test_resume_reproduces_the_uninterrupted_run(
-        demo_data, tmp_path):  # noqa: F811
+        demo_data, tmp_path):
     cfg = tiny_config(tmp_path, demo_data)
     train = [sys.executable, f'{TOOLS}/train.py', cfg]
     whole, parts = tmp_path / 'whole', tmp_path / 'parts'

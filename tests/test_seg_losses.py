@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from mmseg.registry import MODELS
 
+from conftest import make_samples
 from ct_mmseg.models.losses import (SoftCrossEntropyLoss, SoftDiceLoss,
                                     soft_cross_entropy, soft_dice_loss)
 
@@ -159,7 +160,7 @@ def test_dice_rejects_pixel_weights():
 
 
 # ------------------------------------------- as MMSeg's loss_decode list
-def test_joint_loss_in_an_mmseg_decode_head(samples_from):
+def test_joint_loss_in_an_mmseg_decode_head():
     """The paper's joint loss in a decode head: two entries in the loss
     dict, each the loss computed directly on the resized logits."""
     from mmengine.registry import init_default_scope
@@ -174,7 +175,7 @@ def test_joint_loss_in_an_mmseg_decode_head(samples_from):
     logits = torch.randn(2, num_classes, side, side)
     gt = torch.randint(0, num_classes, (2, side, side))
     gt[0, 0, :] = IGNORE
-    losses = head.loss_by_feat(logits, samples_from(gt))
+    losses = head.loss_by_feat(logits, make_samples(gt))
     assert losses['loss_ce'].item() == pytest.approx(
         SoftCrossEntropyLoss(smooth_factor=EPS)(logits, gt).item(),
         rel=1e-6)

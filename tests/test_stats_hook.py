@@ -8,7 +8,7 @@ from mmengine.logging import MessageHub
 from ct_mmseg.core import patch_masks
 from ct_mmseg.hooks import ContrastiveTransformerHook
 from conftest import make_samples
-from test_head import CHANNELS, STRIDES, blocky_gt, build_head, features
+from test_head import STRIDES, blocky_gt, build_head, features
 
 CLASSES = ('a', 'b', 'c', 'd', 'e', 'f')
 

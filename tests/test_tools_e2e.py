@@ -9,93 +9,13 @@
   init - goes through --cfg-options, not into the config).
 """
 import glob
-import json
 import math
-import os
 import os.path as osp
-import shutil
-import subprocess
 import sys
 
-import mmseg
 import pytest
-
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-TOOLS = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools')
-FRAGMENT = osp.join(REPO, 'configs', '_base_', 'contrastive_transformer.py')
-DEMO = osp.join(REPO, 'configs', 'ct', 'demo')
-MIM = osp.join(osp.dirname(sys.executable), 'mim')
-CLASSES = ('impervious_surface', 'building', 'low_vegetation', 'tree', 'car',
-           'clutter')
-
-
-def run(args, cwd, timeout=600):
-    env = dict(os.environ, CUDA_VISIBLE_DEVICES='', PYTHONWARNINGS='ignore')
-    out = subprocess.run([str(a) for a in args], cwd=cwd, env=env,
-                         capture_output=True, text=True, timeout=timeout)
-    log = out.stdout + out.stderr
-    assert out.returncode == 0, log[-6000:]
-    return log
-
-
-@pytest.fixture(scope='module')
-def demo_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp('potsdam')
-    run([sys.executable, osp.join(REPO, 'tools', 'prepare_demo_data.py'),
-         '--data-root', root / 'data', '--raw-dir', root / 'raw',
-         '--tile-size', 512, '--num-train', 2, '--num-val', 1], cwd=REPO)
-    return str(root / 'data')
-
-
-TINY = '''
-_base_ = [{base!r}]
-data_root = {data_root!r}
-crop_size = (64, 64)
-model = dict(
-    data_preprocessor=dict(size=crop_size),
-    backbone=dict(embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 2, 4, 8]),
-    decode_head=dict(in_channels=[16, 32, 64, 128], channels=16),
-    auxiliary_head=dict(in_channels=64, channels=16))
-train_dataloader = dict(batch_size=2, num_workers=0, dataset=dict(
-    data_root=data_root, pipeline=[
-        dict(type='LoadImageFromFile'),
-        dict(type='LoadAnnotations', reduce_zero_label=True),
-        dict(type='RandomCrop', crop_size=crop_size),
-        dict(type='PackSegInputs')]))
-val_dataloader = dict(num_workers=0, dataset=dict(
-    data_root=data_root, pipeline=[
-        dict(type='LoadImageFromFile'),
-        dict(type='Resize', scale=(64, 64), keep_ratio=True),
-        dict(type='LoadAnnotations', reduce_zero_label=True),
-        dict(type='PackSegInputs')]))
-test_dataloader = val_dataloader
-train_cfg = dict(max_iters=4, val_interval=4)
-default_hooks = dict(logger=dict(interval=1),
-                     checkpoint=dict(interval=2, max_keep_ckpts=3))
-visualizer = dict(vis_backends=[dict(type='LocalVisBackend'),
-                                dict(type='TensorboardVisBackend')])
-'''
-
-
-def tiny_config(tmp_path, data_root, ct=True):
-    base = 'swin-tiny_upernet_ct_potsdam-demo.py' if ct else \
-        'swin-tiny_upernet_potsdam-demo.py'
-    path = tmp_path / ('tiny_ct.py' if ct else 'tiny_base.py')
-    path.write_text(TINY.format(base=osp.join(DEMO, base),
-                                data_root=data_root))
-    return str(path)
-
-
-def scalars(work_dir):
-    """Every record of MMEngine's local scalar log (vis_data/scalars.json)."""
-    files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
-                                      'scalars.json')))
-    assert files, f'no scalars.json under {work_dir}'
-    records = []
-    for name in files:
-        with open(name) as f:
-            records += [json.loads(line) for line in f if line.strip()]
-    return records
+from e2e_utils import (FRAGMENT, MIM, POTSDAM_CLASSES, TOOLS, run, scalars,
+                       tiny_config)
 
 
 def test_demo_data_is_potsdam_through_mmseg(demo_data):
@@ -103,7 +23,7 @@ def test_demo_data_is_potsdam_through_mmseg(demo_data):
     dataset = PotsdamDataset(data_root=demo_data, data_prefix=dict(
         img_path='img_dir/train', seg_map_path='ann_dir/train'),
         pipeline=[])
-    assert len(dataset) == 2 and dataset.metainfo['classes'] == CLASSES
+    assert len(dataset) == 2 and dataset.metainfo['classes'] == POTSDAM_CLASSES
 
 
 def test_train_test_resume_through_mmseg_tools(demo_data, tmp_path):
@@ -145,7 +65,7 @@ def test_train_test_resume_through_mmseg_tools(demo_data, tmp_path):
     log = run([sys.executable, osp.join(TOOLS, 'test.py'), cfg,
                work / 'iter_4.pth', '--work-dir', tmp_path / 'test'],
               cwd=tmp_path)
-    assert 'mIoU' in log and all(name in log for name in CLASSES)
+    assert 'mIoU' in log and all(name in log for name in POTSDAM_CLASSES)
     # ... and `mim test` on the config the runner dumped (CT head included:
     # the checkpoint loads strictly).
     dumped = work / 'tiny_ct.py'

@@ -80,6 +80,8 @@ warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
 import torch  # noqa: E402
 
+from ct_mmseg.analysis import inference_cost  # noqa: E402
+
 DEFAULT_CONFIG = osp.join(
     REPO, 'configs', 'ct', 'swin-tiny_upernet_ct_4xb4-80k_potsdam-512x512.py')
 FRAGMENT = osp.join(REPO, 'configs', '_base_', 'contrastive_transformer.py')
@@ -334,36 +336,6 @@ def resident_bytes(model, optimizer):
     for t in tensors:
         seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
     return sum(seen.values())
-
-
-def params_run_by(model, fn):
-    """Parameters of the modules that actually run during ``fn()``."""
-    ran = set()
-    hooks = [m.register_forward_hook(lambda mod, i, o: ran.add(mod))
-             for m in model.modules()]
-    try:
-        fn()
-    finally:
-        for hook in hooks:
-            hook.remove()
-    used = {id(p): p for m in ran for p in m.parameters(recurse=False)}
-    return sum(p.numel() for p in used.values())
-
-
-def inference_cost(model, inputs):
-    from torch.utils.flop_counter import FlopCounterMode
-    model.eval()
-    try:
-        with torch.no_grad():
-            counter = FlopCounterMode(display=False)
-            with counter:
-                logits = model.predict(inputs)[0].seg_logits.data
-            params = params_run_by(model, lambda: model.predict(inputs))
-    finally:
-        model.train()
-    return dict(flops=int(counter.get_total_flops()), params=int(params),
-                params_total=sum(p.numel() for p in model.parameters())), \
-        logits
 
 
 def median_ms(values):
