@@ -66,6 +66,9 @@ def test_default_grid_is_nine_configs_by_three_seeds(capsys, tmp_path,
         work = str(root / name / f'seed{seed}')
         assert cmd[cmd.index('--work-dir') + 1] == work
         assert '--resume' not in cmd and '--launcher' not in cmd
+        # CT's own draw seed follows the run's seed; baselines have no CT
+        expected_ct_seed = str(seed) if '_ct' in name else None
+        assert option(cmd, 'ct_head.seed') == expected_ct_seed
         # one GPU carries the whole batch of 32
         assert option(cmd, 'train_dataloader.batch_size') == str(
             protocol['total_batch'])

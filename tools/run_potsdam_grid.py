@@ -6,7 +6,8 @@ x seeds, each trained by MMSeg's ``tools/train.py`` and evaluated by MMSeg's
 Every run has its own work_dir, ``<work-root>/<config name>/seed<s>``:
 
 * training: ``tools/train.py <config> --work-dir <run> --cfg-options
-  randomness.seed=<s> train_dataloader.batch_size=<32 / gpus> ...``; with
+  randomness.seed=<s> train_dataloader.batch_size=<32 / gpus> ...`` (and
+  ``ct_head.seed=<s>`` for the CT configs); with
   ``--gpus N > 1`` through torchrun (``python -m torch.distributed.run
   --nproc_per_node N ... --launcher pytorch``);
 * resumable: a run whose final checkpoint ``iter_<max_iters>.pth`` exists is
@@ -193,6 +194,11 @@ def plan_runs(args) -> List[Run]:
                 cfgs[config] = load_config(config, args.cfg_options)
             cfg = cfgs[config]
             grid_options = [f'randomness.seed={seed}']
+            if cfg.get('ct_head') is not None and \
+                    'ct_head.seed' not in parse_cfg_options(args.cfg_options):
+                # CT's draws have their own seed (exact resume); vary it
+                # with the run's seed so the seeds differ in CT too
+                grid_options.append(f'ct_head.seed={seed}')
             batch_note = ''
             user_keys = parse_cfg_options(args.cfg_options)
             total = cfg.get('total_batch_size')
