@@ -125,3 +125,24 @@ def test_scoped_names_import_the_plugin_by_themselves(tmp_path):
                          text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ['CTRunner', 'ContrastiveTransformerHook']
+
+
+CT_KEYS = ('ct_head', 'runner_type', 'custom_hooks')
+
+
+@pytest.mark.parametrize('baseline,ct', [
+    ('demo/swin-tiny_upernet_potsdam-demo.py',
+     'demo/swin-tiny_upernet_ct_potsdam-demo.py'),
+    ('demo/dcswin_potsdam-demo.py', 'demo/dcswin_ct_potsdam-demo.py'),
+    ('segformer_mit-b0_potsdam-demo.py',
+     'segformer_mit-b0_ct_potsdam-demo.py'),
+    ('swin-tiny_upernet_4xb4-80k_potsdam-512x512.py',
+     'swin-tiny_upernet_ct_4xb4-80k_potsdam-512x512.py'),
+])
+def test_ct_configs_are_their_baseline_plus_the_fragment(baseline, ct):
+    configs = osp.join(REPO, 'configs', 'ct')
+    base_cfg = Config.fromfile(osp.join(configs, baseline)).to_dict()
+    ct_cfg = Config.fromfile(osp.join(configs, ct)).to_dict()
+    assert {k: v for k, v in ct_cfg.items() if k not in CT_KEYS} == base_cfg
+    head = ct_head_of(add_ct_to_config(Config(ct_cfg)))
+    assert head.num_classes == 6 and len(head.in_channels) == 4

@@ -3,10 +3,13 @@
 # tools/prepare_demo_data.py) and to a short CPU run. No CT here: the CT
 # config (segformer_mit-b0_ct_potsdam-demo.py) is this file + the CT
 # fragment, nothing else. SegFormer is a backbone the CT paper did not use.
-_base_ = ['mmseg::segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512.py']
-data_root = 'data/potsdam_demo'
+_base_ = [
+    'mmseg::segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512.py',
+    '../_base_/datasets/potsdam_demo.py',
+]
+data_root = _base_.demo_data_root
 dataset_type = 'PotsdamDataset'
-crop_size = (256, 256)
+crop_size = _base_.demo_crop_size
 max_iters = 200
 val_interval = 100
 model = dict(
@@ -19,21 +22,8 @@ model = dict(
     # 6 Potsdam classes. The stock SyncBN stays: MMEngine's runner turns it
     # into plain BN when training is not distributed (CPU, one GPU).
     decode_head=dict(num_classes=6))
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='RandomResize', scale=(512, 512), ratio_range=(0.5, 1.0),
-         keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackSegInputs')
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(256, 256), keep_ratio=True),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='PackSegInputs')
-]
+train_pipeline = _base_.demo_train_pipeline
+test_pipeline = _base_.demo_test_pipeline
 # _delete_: replace the stock ADE20K dataset dicts whole, so no ADE20K key
 # (folder names, dataset type) survives the merge.
 train_dataloader = dict(

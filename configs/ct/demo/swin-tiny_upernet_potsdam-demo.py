@@ -1,9 +1,12 @@
 # The demo: the Potsdam baseline shrunk to run on a CPU in a few minutes, on
 # the built-in synthetic Potsdam (tools/prepare_demo_data.py writes it in the
 # raw ISPRS format and converts it with MMSeg's own converter).
-_base_ = ['../swin-tiny_upernet_4xb4-80k_potsdam-512x512.py']
-data_root = 'data/potsdam_demo'
-crop_size = (256, 256)
+_base_ = [
+    '../swin-tiny_upernet_4xb4-80k_potsdam-512x512.py',
+    '../../_base_/datasets/potsdam_demo.py',
+]
+data_root = _base_.demo_data_root
+crop_size = _base_.demo_crop_size
 max_iters = 200
 val_interval = 100
 # A narrow Swin (same four stages and strides as Swin-T) keeps CPU time low.
@@ -15,21 +18,8 @@ model = dict(
                      norm_cfg=dict(type='BN', requires_grad=True)),
     auxiliary_head=dict(in_channels=192, channels=64,
                         norm_cfg=dict(type='BN', requires_grad=True)))
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='RandomResize', scale=(512, 512), ratio_range=(0.5, 1.0),
-         keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackSegInputs')
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(256, 256), keep_ratio=True),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='PackSegInputs')
-]
+train_pipeline = _base_.demo_train_pipeline
+test_pipeline = _base_.demo_test_pipeline
 train_dataloader = dict(
     batch_size=4, num_workers=2, persistent_workers=False,
     dataset=dict(data_root=data_root, pipeline=train_pipeline))
