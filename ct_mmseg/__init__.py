@@ -1,9 +1,12 @@
 """ct_mmseg: Contrastive Transformer (CT) for MMSegmentation 1.x.
 
 Importing the package registers ``ContrastiveTransformerHead``,
-``PatchContrastLoss`` and ``CTEncoderDecoder`` in MMSeg's ``MODELS`` registry
-and makes MMEngine checkpoints load on torch >= 2.6 with ``weights_only=True``.
+``PatchContrastLoss``, ``CTEncoderDecoder`` (and the DCSwin / UNetFormer
+heads and the soft CE / dice losses) in MMSeg's ``MODELS`` registry and
+``PerClassIoUMetric`` in its ``METRICS``, and makes MMEngine checkpoints load
+on torch >= 2.6 with ``weights_only=True``.
 """
+from . import evaluation  # noqa: F401  (registers PerClassIoUMetric)
 from .checkpoint import register_checkpoint_loader
 from .models import (ContrastiveTransformerHead, CTEncoderDecoder,
                      PatchContrastLoss)
