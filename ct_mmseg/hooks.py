@@ -72,9 +72,19 @@ class ContrastiveTransformerHook(Hook):
         self._heads = [m for m in model.modules()
                        if isinstance(m, ContrastiveTransformerHead)]
         if not self._heads:
+            cfg = getattr(runner, 'cfg', None) or {}
+            if cfg.get('ct_head') is not None:
+                # The config asks for CT but the runner did not add it (a
+                # script calling Runner.from_cfg ignores runner_type):
+                # training on would silently be the baseline.
+                raise RuntimeError(
+                    'The config sets `ct_head` but the model has no '
+                    'ContrastiveTransformerHead: build the runner with '
+                    'RUNNERS.build(cfg) (it honours '
+                    "runner_type='ct_mmseg.CTRunner'), or call "
+                    'ct_mmseg.config_injection.add_ct_to_config(cfg) first')
             print_log('ContrastiveTransformerHook: the model has no '
-                      'ContrastiveTransformerHead, CT is OFF (build the '
-                      "runner with runner_type='ct_mmseg.CTRunner')",
+                      'ContrastiveTransformerHead, CT is OFF',
                       logger='current', level=30)
             return
         if self.interval is None:

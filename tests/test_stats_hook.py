@@ -66,3 +66,15 @@ def test_statistics_can_be_switched_off():
     hook.before_train(runner)
     hook.after_train_iter(runner, 0)
     assert 'train/ct_s0/pos' not in runner.message_hub.log_scalars
+
+
+def test_training_a_ct_config_without_the_ct_head_is_refused():
+    """Runner.from_cfg ignores runner_type: CT would silently be off."""
+    from mmengine.config import Config
+    runner = fake_runner(build_head(), max_iters=1)
+    runner.model = torch.nn.Sequential(torch.nn.Linear(1, 1))
+    runner.cfg = Config(dict(ct_head=dict(type='ContrastiveTransformerHead')))
+    with pytest.raises(RuntimeError, match='ct_head.*RUNNERS.build'):
+        ContrastiveTransformerHook().before_train(runner)
+    runner.cfg = Config(dict())  # no CT asked for: a warning, no error
+    ContrastiveTransformerHook().before_train(runner)
