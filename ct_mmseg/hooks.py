@@ -57,6 +57,18 @@ class ContrastiveTransformerHook(Hook):
 
     priority = 'NORMAL'  # after_train_iter before LoggerHook (BELOW_NORMAL)
 
+    def __init__(self, interval: Optional[int] = None, stats: bool = True,
+                 per_class: bool = False):
+        self.interval = interval
+        self.stats = stats
+        self.per_class = per_class
+        self._sums: Optional[torch.Tensor] = None
+        self._no_pos: Optional[torch.Tensor] = None
+        self._present: Optional[torch.Tensor] = None
+        self._steps = 0
+        self._heads: List[ContrastiveTransformerHead] = []
+        self._class_names: Sequence[str] = ()
+
     def before_run(self, runner) -> None:
         """Testing a CT config with a plain runner: add the (unused) CT head.
 
@@ -82,18 +94,6 @@ class ContrastiveTransformerHook(Hook):
         print_log('ContrastiveTransformerHook: added the CT head to the '
                   'model (not used at inference) so that the checkpoint '
                   'loads with matching keys', logger='current')
-
-    def __init__(self, interval: Optional[int] = None, stats: bool = True,
-                 per_class: bool = False):
-        self.interval = interval
-        self.stats = stats
-        self.per_class = per_class
-        self._sums: Optional[torch.Tensor] = None
-        self._no_pos: Optional[torch.Tensor] = None
-        self._present: Optional[torch.Tensor] = None
-        self._steps = 0
-        self._heads: List[ContrastiveTransformerHead] = []
-        self._class_names: Sequence[str] = ()
 
     def before_train(self, runner) -> None:
         self._heads = _ct_heads(_unwrap(runner.model))
