@@ -165,18 +165,17 @@ class ContrastiveTransformerHook(Hook):
         self._sums = self._no_pos = self._present = None
         self._steps = 0
         hub = runner.message_hub
-        # (S, 2, K): steps with same-class / different-class pairs
-        weights = sums[:, len(STAT_NAMES):].clamp(min=1)
         for stage in range(sums.shape[0]):
             row = sums[stage]
+            # (2, K): steps in which the class had same-class / different-
+            # class pairs; the cosine means are over those (step, class)
+            had = row[len(STAT_NAMES):]
             hub.update_scalar(f'train/ct_s{stage}/pos',
                               row[_POS].sum().item() / steps)
             hub.update_scalar(f'train/ct_s{stage}/neg',
                               row[_NEG].sum().item() / steps)
             hub.update_scalar(f'train/ct_s{stage}/pairs',
                               row[_PAIRS].sum().item() / steps)
-            # mean over (step, class) that had pairs of that kind
-            had = sums[stage, len(STAT_NAMES):]
             hub.update_scalar(f'train/ct_s{stage}/cos_pos',
                               row[_COS_POS].sum().item() /
                               max(had[0].sum().item(), 1))
@@ -187,10 +186,10 @@ class ContrastiveTransformerHook(Hook):
                 f'train/ct_s{stage}/no_pos',
                 no_pos[stage].sum().item() / max(present.sum().item(), 1))
             if self.per_class:
-                self._flush_per_class(hub, stage, row, weights[stage],
-                                      no_pos[stage], present, steps)
+                self._flush_per_class(hub, stage, row, had, no_pos[stage],
+                                      present, steps)
 
-    def _flush_per_class(self, hub, stage, row, weights, no_pos, present,
+    def _flush_per_class(self, hub, stage, row, had, no_pos, present,
                          steps) -> None:
         for k in range(row.shape[1]):
             name = self._class_names[k] if k < len(self._class_names) else k
@@ -198,10 +197,10 @@ class ContrastiveTransformerHook(Hook):
             hub.update_scalar(f'{prefix}/pos', row[_POS, k].item() / steps)
             hub.update_scalar(f'{prefix}/neg', row[_NEG, k].item() / steps)
             hub.update_scalar(f'{prefix}/pairs', row[_PAIRS, k].item() / steps)
-            hub.update_scalar(f'{prefix}/cos_pos',
-                              row[_COS_POS, k].item() / weights[0, k].item())
-            hub.update_scalar(f'{prefix}/cos_neg',
-                              row[_COS_NEG, k].item() / weights[1, k].item())
+            hub.update_scalar(f'{prefix}/cos_pos', row[_COS_POS, k].item() /
+                              max(had[0, k].item(), 1))
+            hub.update_scalar(f'{prefix}/cos_neg', row[_COS_NEG, k].item() /
+                              max(had[1, k].item(), 1))
             hub.update_scalar(f'{prefix}/no_pos',
                               no_pos[k].item() / max(present[k].item(), 1))
 

@@ -66,20 +66,21 @@ class PatchContrastLoss(nn.Module):
         _check_choice('cl_form', cl_form, CL_FORMS)
         _check_choice('clip_mode', clip_mode, CLIP_MODES)
         if not temperature > 0:
-            raise ValueError('PatchContrastLoss: loss_decode.temperature must be > 0, '
-                             f'got {temperature}')
+            raise ValueError('PatchContrastLoss: loss_decode.temperature '
+                             f'must be > 0, got {temperature}')
         if not 0 <= label_smoothing < 1:
-            raise ValueError('PatchContrastLoss: loss_decode.label_smoothing must be in '
-                             f'[0, 1), got {label_smoothing}')
+            raise ValueError('PatchContrastLoss: loss_decode.label_smoothing '
+                             f'must be in [0, 1), got {label_smoothing}')
         if not 0 < hard_fraction <= 1:
-            raise ValueError('PatchContrastLoss: loss_decode.hard_fraction must be in '
-                             f'(0, 1], got {hard_fraction}')
+            raise ValueError('PatchContrastLoss: loss_decode.hard_fraction '
+                             f'must be in (0, 1], got {hard_fraction}')
         if clip_value is not None and not clip_value > 0:
-            raise ValueError('PatchContrastLoss: loss_decode.clip_value must be > 0 or '
-                             f'None, got {clip_value}')
+            raise ValueError('PatchContrastLoss: loss_decode.clip_value must '
+                             f'be > 0 or None, got {clip_value}')
         if not loss_name.startswith('loss_'):
-            raise ValueError('PatchContrastLoss: loss_decode.loss_name must start with '
-                             f"'loss_' to count in the total, got {loss_name!r}")
+            raise ValueError('PatchContrastLoss: loss_decode.loss_name must '
+                             "start with 'loss_' to count in the total, got "
+                             f'{loss_name!r}')
         default_min = 5 if mode == 'cl' else 10
         self.mode = mode
         self.temperature = float(temperature)
