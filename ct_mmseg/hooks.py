@@ -42,6 +42,17 @@ class ContrastiveTransformerHook(Hook):
     With ``per_class=True``, the same figures are also written per class as
     ``ct_s{i}/{class}/{pos,neg,pairs,cos_pos,cos_neg,no_pos}``.
 
+    Over all stages:
+
+    - ``ct/over_clip``: the fraction of steps whose contrastive total was
+      above ``clip_value``. With ``clip_mode='clamp'`` these are the steps in
+      which CT sent no gradient at all; with ``'scale'`` its gradient was
+      scaled down.
+    - with the head's ``grad_stats=True``: ``ct/grad_norm_ct`` and
+      ``ct/grad_norm_seg``, the norms of the gradient that CT and that the
+      other losses send to the backbone's stage outputs (all stages
+      together), and ``ct/grad_share`` = ct / (ct + seg), means over steps.
+
     **Why it is in the CT fragment.** The fragment lists this hook under the
     scoped name ``'ct_mmseg.ContrastiveTransformerHook'``. Resolving that name
     imports ct_mmseg in any runner, including MMSeg's ``tools/test.py``, which
@@ -65,6 +76,9 @@ class ContrastiveTransformerHook(Hook):
         self._sums: Optional[torch.Tensor] = None
         self._no_pos: Optional[torch.Tensor] = None
         self._present: Optional[torch.Tensor] = None
+        # (4,): sums over steps of over_clip, grad norm ct, grad norm seg,
+        # grad share; on the device until a flush
+        self._global: Optional[torch.Tensor] = None
         self._steps = 0
         self._heads: List[ContrastiveTransformerHead] = []
         self._class_names: Sequence[str] = ()
@@ -152,19 +166,41 @@ class ContrastiveTransformerHook(Hook):
         self._sums += stats
         self._no_pos += no_pos.float()
         self._present += present.float()
+        self._global = self._global_step_figures(head) + (
+            0 if self._global is None else self._global)
         self._steps += 1
         if self.every_n_train_iters(runner, self.interval) or \
                 self.is_last_train_iter(runner):
             self._flush(runner)
 
+    @staticmethod
+    def _global_step_figures(head) -> torch.Tensor:
+        """(4,) over_clip, grad norm ct, grad norm seg, share (NaN: none)."""
+        device = head.step_stats.device
+        over = head.loss_decode.last_over_clip
+        over = (torch.tensor(float('nan'), device=device) if over is None
+                else over.float())
+        norms = head.step_grad_norms
+        if norms is None:
+            grads = torch.full((3,), float('nan'), device=device)
+        else:
+            ct, seg = norms.sum(0).sqrt()
+            grads = torch.stack([ct, seg, ct / (ct + seg).clamp(min=1e-30)])
+        return torch.cat([over.reshape(1), grads])
+
     def _flush(self, runner) -> None:
         # one host transfer per interval
-        sums, no_pos, present = (t.cpu() for t in (self._sums, self._no_pos,
-                                                   self._present))
+        sums, no_pos, present, global_sums = (
+            t.cpu() for t in (self._sums, self._no_pos, self._present,
+                              self._global))
         steps = self._steps
-        self._sums = self._no_pos = self._present = None
+        self._sums = self._no_pos = self._present = self._global = None
         self._steps = 0
         hub = runner.message_hub
+        for key, value in zip(('over_clip', 'grad_norm_ct', 'grad_norm_seg',
+                               'grad_share'), global_sums.tolist()):
+            if value == value:  # NaN: not measured (no clip / no grad_stats)
+                hub.update_scalar(f'train/ct/{key}', value / steps)
         for stage in range(sums.shape[0]):
             row = sums[stage]
             # (2, K): steps in which the class had same-class / different-

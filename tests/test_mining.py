@@ -1,6 +1,7 @@
 """Candidate sampling and hard pair mining on fixed embeddings."""
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -86,10 +87,58 @@ def test_infonce_triplets_sorted_by_pair_similarity():
     # pair similarities: angle gaps 170, 5, 100, 20, 60, 90
     neg = unit([170, 6, 102, 23, 64, 95])[None]
     q, k, qv, n, nv = hard_infonce_triplets(pos, neg, torch.tensor([6]), 0.5)
-    # kept: 3 hardest pairs = gaps 5 (i=1), 20 (i=3), 60 (i=4)
-    assert nv[0].tolist() == [True, True, True, False, False, False]
+    # kept: 3 hardest pairs = gaps 5 (i=1), 20 (i=3), 60 (i=4); with M = 6
+    # at most floor(6 * 0.5) = 3 pairs and 3 // 2 = 1 query can be valid, so
+    # that is the width of the negative and query axes (issue 10)
+    assert nv[0].tolist() == [True, True, True]
     assert torch.allclose(n[0, :3], neg[0, [1, 3, 4]])
     # one query (3 // 2) = kept positive 1, its key = kept positive 3
-    assert qv[0].tolist() == [True] + [False] * 5
+    assert qv[0].tolist() == [True]
     assert torch.allclose(q[0, 0], pos[0, 1]) and torch.allclose(k[0, 0],
                                                                  pos[0, 3])
+
+
+def test_infonce_widths_are_what_can_be_valid():
+    pos = F.normalize(torch.randn(3, 2000, 8), dim=-1)
+    neg = F.normalize(torch.randn(3, 2000, 8), dim=-1)
+    q, k, qv, n, nv = hard_infonce_triplets(
+        pos, neg, torch.tensor([2000, 7, 0]), 0.5)
+    # P = floor(2000 * 0.5) = 1000 negatives, Q = 500 queries
+    assert q.shape == k.shape == (3, 500, 8) and n.shape == (3, 1000, 8)
+    # class 1: 7 pairs -> floor(3.5) = 3 kept -> 1 query; class 2: none
+    assert nv.sum(1).tolist() == [1000, 3, 0]
+    assert qv.sum(1).tolist() == [500, 1, 0]
+
+
+def test_hard_positive_pairs_axis_is_half_the_draw():
+    positives = F.normalize(torch.randn(2, 9, 4), dim=-1)
+    pairs = hard_positive_pairs(positives, torch.tensor([9, 4]), 1.0,
+                                min_positives=2)
+    assert pairs.similarity.shape == (2, 4)  # 9 // 2
+    assert pairs.keep.sum(1).tolist() == [4, 2]
+
+
+def test_random_selection_keeps_the_first_pairs_of_the_draw():
+    """The authors' CL as shipped: no effective sort, the first half of the
+    (already shuffled) pairs is kept, in draw order."""
+    anchors = unit([0, 0, 0, 0, 0])[None]
+    negatives = unit([10, 120, 60, 80, 0])[None]
+    pairs = hard_negative_pairs(anchors, negatives, torch.tensor([4]), 0.5,
+                                selection='random')
+    # floor(4 * 0.5) = 2 pairs: pairs 0 and 1 (cos 10, cos 120), unsorted
+    assert pairs.keep[0].tolist() == [True, True, False, False, False]
+    assert torch.allclose(pairs.similarity[0, :2], torch.tensor(
+        [math.cos(math.radians(10)), math.cos(math.radians(120))],
+        dtype=pairs.similarity.dtype))
+    positives = unit([0, 0, 0, 90, 10, 45])[None]
+    pairs = hard_positive_pairs(positives, torch.tensor([6]), 0.5,
+                                min_positives=2, selection='random')
+    # pairs (0,3), (1,4), (2,5); floor(3 * .5) = 1 kept: the first, cos 90
+    assert pairs.keep[0].tolist() == [True, False, False]
+    assert abs(pairs.similarity[0, 0].item()) < 1e-9
+
+
+def test_unknown_selection_is_refused():
+    with pytest.raises(ValueError, match='pair_selection'):
+        hard_negative_pairs(unit([0])[None], unit([0])[None],
+                            torch.tensor([1]), 0.5, selection='best')

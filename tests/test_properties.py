@@ -257,7 +257,9 @@ def test_loss_path_has_no_data_dependent_host_reads(mode):
     runs on the 'meta' device, where every data-dependent host read
     (``.item()``, ``bool(tensor)``, ``nonzero``, boolean indexing,
     ``unique``, ``.tolist()``) raises. Left out: ``check_labels``, which on
-    CUDA is an asynchronous device assertion, and autocast (no 'meta' type).
+    CUDA is an asynchronous device assertion, autocast (no 'meta' type), and
+    ``present_class_ids``, the one documented sync per step (the classes
+    present decide the shapes), replaced here by all classes present.
     """
     case = dict(num_classes=6, num_samples=50, ignore_only_negatives=False,
                 seed=0, mode=mode)
@@ -270,7 +272,10 @@ def test_loss_path_has_no_data_dependent_host_reads(mode):
     with mock.patch.object(ct_head_module, 'check_labels',
                            lambda *a, **k: None), \
             mock.patch.object(torch, 'autocast',
-                              lambda *a, **k: contextlib.nullcontext()):
+                              lambda *a, **k: contextlib.nullcontext()), \
+            mock.patch.object(ct_head_module, 'present_class_ids',
+                              lambda present: torch.arange(
+                                  present.numel(), device=present.device)):
         losses = head.loss(feats, make_samples(gt), None)
         sum(losses.values()).backward()
     assert all(v.device.type == 'meta' and v.dim() == 0

@@ -100,6 +100,11 @@ def parse_args(argv=None):
                         "MMSeg's tools/train.py")
     parser.add_argument('--img-size', type=int, default=512)
     parser.add_argument('--batch-size', type=int, default=8)
+    parser.add_argument('--classes-per-image', type=int, default=8,
+                        help='classes in each synthetic GT mask (a handful, '
+                        'as in real batches; see realistic_gt)')
+    parser.add_argument('--ct-mode', choices=('cl', 'infonce'), default=None,
+                        help="override ct_head.loss_decode.mode")
     parser.add_argument('--dtype', choices=sorted(DTYPES), default='fp32',
                         help='autocast dtype of the training step')
     parser.add_argument('--steps', type=int, default=20,
@@ -123,8 +128,14 @@ def parse_args(argv=None):
     sweep.add_argument('--sizes', type=int, nargs='+',
                        default=[256, 512, 768, 1024])
     sweep.add_argument('--classes', type=int, nargs='+',
-                       default=[1, 2, 3, 4, 5, 6],
-                       help='numbers of classes present in the GT')
+                       default=[2, 6, 12],
+                       help='numbers of classes present in the batch GT')
+    sweep.add_argument('--dataset-classes', type=int, nargs='+',
+                       default=[6, 19, 150],
+                       help="the dataset's class counts K to build the head "
+                       'with (6 Potsdam, 19 Cityscapes, 150 ADE20K)')
+    sweep.add_argument('--losses', nargs='+', default=['cl', 'infonce'],
+                       choices=('cl', 'infonce'))
     sweep.add_argument('--repeats', type=int, default=3,
                        help='timed repeats per point (median)')
     sweep.add_argument('--sweep-unbounded', action='store_true',
@@ -145,7 +156,7 @@ def load_config(path, options):
     return cfg
 
 
-def model_configs(cfg):
+def model_configs(cfg, ct_mode=None):
     """(baseline model config, CT model config) of one MMSeg config."""
     from mmengine.config import Config
 
@@ -158,6 +169,8 @@ def model_configs(cfg):
     ct_cfg = copy.deepcopy(cfg)
     if ct_cfg.get('ct_head') is None:  # a baseline config: use the fragment
         ct_cfg.ct_head = copy.deepcopy(Config.fromfile(FRAGMENT).ct_head)
+    if ct_mode is not None:
+        ct_cfg.ct_head.setdefault('loss_decode', {})['mode'] = ct_mode
     add_ct_to_config(ct_cfg)
     return baseline, ct_cfg.model
 
@@ -182,12 +195,12 @@ def shared_state(baseline, ct_model):
     return mapped
 
 
-def build_pair(cfg, device, seed):
+def build_pair(cfg, device, seed, ct_mode=None):
     from mmengine.model import revert_sync_batchnorm
     from mmseg.registry import MODELS
 
     from ct_mmseg.models import ContrastiveTransformerHead
-    base_cfg, ct_cfg = model_configs(cfg)
+    base_cfg, ct_cfg = model_configs(cfg, ct_mode)
     torch.manual_seed(seed)
     baseline = MODELS.build(base_cfg)
     ct_model = MODELS.build(ct_cfg)
@@ -231,12 +244,73 @@ def blocky_gt(batch, size, classes, block=32, generator=None):
     return gt[:, :size, :size].contiguous()
 
 
-def make_batch(batch, size, num_classes, device, seed):
+def zipf_classes(num_classes, count, generator=None):
+    """``count`` distinct class ids of ``num_classes``, frequent ones likelier.
+
+    Real datasets are long-tailed (ADE20K's wall, floor and sky are in most
+    images, most of its 150 classes in few): class c is drawn with weight
+    1 / (c + 1).
+    """
+    weights = 1.0 / torch.arange(1, num_classes + 1, dtype=torch.float)
+    return torch.multinomial(weights, min(count, num_classes),
+                             replacement=False, generator=generator)
+
+
+def realistic_gt(batch, size, num_classes, classes_per_image=8,
+                 batch_classes=None, regions_per_class=3, generator=None):
+    """(B, size, size) labels shaped like real segmentation batches.
+
+    Each image holds a handful of the dataset's classes (not all K of
+    them), laid out as irregular regions of varied size (a Voronoi partition
+    of random seed points, ``regions_per_class`` seeds per class), so there
+    are mixed patches at region borders and small regions that the coarse
+    stages do not see purely.
+
+    Args:
+        batch, size (int): B and the square image size.
+        num_classes (int): K of the dataset.
+        classes_per_image (int): classes in each image (at most K).
+        batch_classes (int, optional): classes present in the whole batch;
+            each image then takes its classes from that set, all of them
+            covered. Default: each image draws its own classes from all K
+            (long-tailed, see :func:`zipf_classes`).
+        regions_per_class (int): Voronoi seeds per class in an image.
+        generator (torch.Generator, optional): for reproducible masks.
+
+    Returns:
+        Tensor: long (B, size, size).
+    """
+    pool = None
+    if batch_classes is not None:
+        pool = zipf_classes(num_classes, batch_classes, generator)
+    ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float),
+                            torch.arange(size, dtype=torch.float),
+                            indexing='ij')
+    pixels = torch.stack([ys.flatten(), xs.flatten()], 1)
+    masks = []
+    for image in range(batch):  # a handful of images: small, bounded
+        if pool is None:
+            classes = zipf_classes(num_classes, classes_per_image, generator)
+        else:
+            take = min(classes_per_image, len(pool))
+            # rotate through the pool so that every class is in some image
+            start = (image * take) % len(pool)
+            classes = pool.roll(-start)[:take]
+        seeds = torch.rand(len(classes) * regions_per_class, 2,
+                           generator=generator) * size
+        owner = classes.repeat(regions_per_class)
+        nearest = torch.cdist(pixels, seeds).argmin(1)
+        masks.append(owner[nearest].view(size, size))
+    return torch.stack(masks)
+
+
+def make_batch(batch, size, num_classes, device, seed, classes_per_image=8):
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
     gen = torch.Generator().manual_seed(seed)
     inputs = torch.randn(batch, 3, size, size, generator=gen)
-    gt = blocky_gt(batch, size, range(num_classes), generator=gen)
+    gt = realistic_gt(batch, size, num_classes, classes_per_image,
+                      generator=gen)
     samples = []
     for mask in gt:
         sample = SegDataSample(metainfo=dict(
@@ -351,19 +425,25 @@ def benchmark(args):
         'cuda' if torch.cuda.is_available() else 'cpu'))
     amp_dtype = DTYPES[args.dtype]
     cfg = load_config(args.config, args.cfg_options)
-    baseline, ct_model = build_pair(cfg, device, args.seed)
+    baseline, ct_model = build_pair(cfg, device, args.seed, args.ct_mode)
     names = ('baseline', 'ct')
     models = dict(zip(names, (baseline, ct_model)))
     num_classes = _decode_classes(cfg)
     inputs, samples = make_batch(args.batch_size, args.img_size, num_classes,
-                                 device, args.seed)
+                                 device, args.seed, args.classes_per_image)
+    present = torch.unique(torch.cat([s.gt_sem_seg.data.flatten().cpu()
+                                      for s in samples]))
     steps = {name: make_train_step(model, build_optimizer(cfg, model), inputs,
                                    samples, amp_dtype, device)
              for name, model in models.items()}
     result = dict(
         config=osp.relpath(osp.abspath(args.config), REPO),
         cfg_options=args.cfg_options, img_size=args.img_size,
-        batch_size=args.batch_size, dtype=args.dtype, device=_device_name(
+        batch_size=args.batch_size, dataset_classes=num_classes,
+        classes_per_image=args.classes_per_image,
+        classes_present_in_batch=int(present.numel()),
+        ct_mode=ct_head_of(ct_model).loss_decode.mode,
+        dtype=args.dtype, device=_device_name(
             device), torch=torch.__version__, threads=torch.get_num_threads(),
         steps=args.steps, warmup=args.warmup, order='A B B A A B ...')
 
@@ -554,7 +634,6 @@ def sweep(args):
         h for h in (aux if isinstance(aux, (list, tuple)) else [aux])
         if 'ContrastiveTransformerHead' in h['type']))
     channels, strides = head_cfg.in_channels, head_cfg.strides
-    num_classes = head_cfg.num_classes
     variants = [('bounded', head_cfg.num_samples)]
     if args.sweep_unbounded:
         variants.append(('unbounded', None))
@@ -568,26 +647,32 @@ def sweep(args):
         feature_bytes = sum(f.numel() * f.element_size() for f in feats)
         tokens = [f.shape[0] * f.shape[2] * f.shape[3] for f in feats]
         for k in args.classes:
-            if k > num_classes:
-                continue
-            gt = blocky_gt(args.batch_size, size, range(k), generator=gen)
+            # one GT per (size, k): every dataset K and loss sees the same
+            # classes present, relabelled onto the first k ids of each K so
+            # that the comparison across K holds the GT fixed
+            gt = realistic_gt(args.batch_size, size, max(k, 1),
+                              args.classes_per_image, batch_classes=k,
+                              generator=gen)
             samples = make_head_samples(gt.to(device))
-            for variant, num_samples in variants:
-                if variant == 'unbounded' and size > args.unbounded_max_size:
+            for num_classes, mode, (variant, num_samples) in (
+                    (K, m, v) for K in args.dataset_classes
+                    for m in args.losses for v in variants):
+                if k > num_classes or (variant == 'unbounded' and
+                                       size > args.unbounded_max_size):
                     continue
                 bound = num_samples or max(tokens)
                 torch.manual_seed(args.seed)
-                head = MODELS.build(dict(head_cfg, num_samples=bound,
-                                         seed=args.seed)).to(device).train()
+                head = MODELS.build(dict(
+                    head_cfg, num_classes=num_classes, num_samples=bound,
+                    seed=args.seed, loss_decode=dict(
+                        head_cfg.get('loss_decode', {}), mode=mode))
+                ).to(device).train()
                 step = head_step(head, feats, samples)
                 step()  # warm-up
                 times = [timed(step, device)[0] for _ in range(args.repeats)]
                 peak = head_peak_bytes(step, device)
-                # embeddings entering the loss: K classes x (M positive +
-                # M negative) slots per stage, M = min(bound, tokens)
-                slots = [2 * num_classes * min(bound, n) for n in tokens]
-                projected = sum(min(n, m) for n, m in zip(tokens, slots))
-                row = dict(variant=variant, img_size=size,
+                row = dict(variant=variant, loss=mode,
+                           dataset_classes=num_classes, img_size=size,
                            batch_size=args.batch_size, classes_present=k,
                            num_samples=num_samples or 'all',
                            fwd_bwd_ms=median_ms(times),
@@ -598,14 +683,20 @@ def sweep(args):
                            # features is summed into one buffer
                            peak_minus_feature_grad_mb=round(
                                (peak - feature_bytes) / 2**20, 1),
-                           tokens=sum(tokens), rows_projected=projected,
-                           loss_slots=sum(slots))
+                           tokens=sum(tokens),
+                           # meaningful with one point per process only
+                           process_peak_rss_mb=round(_max_rss_mb()))
                 rows.append(row)
                 print(', '.join(f'{k_}={v}' for k_, v in row.items()),
                       flush=True)
                 del head, step
     _write_sweep(rows, args, device, np)
     return rows
+
+
+def _max_rss_mb():
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def make_head_samples(gt):
@@ -638,6 +729,17 @@ def _write_sweep(rows, args, device, np):
     _write_json(dict(rows=rows, device=_device_name(device),
                      torch=torch.__version__),
                 osp.join(args.work_dir, 'sweep.json'))
+    ratios = sweep_ratios(rows)
+    if ratios:
+        keys = list(ratios[0])
+        with open(osp.join(args.work_dir, 'sweep_ratios.md'), 'w') as f:
+            f.write('| ' + ' | '.join(keys) + ' |\n|' + '---|' * len(keys) +
+                    '\n' + ''.join('| ' + ' | '.join(str(r[k]) for k in keys)
+                                   + ' |\n' for r in ratios))
+        print('\n'.join(f"{r['what']}: {r['img_size']} px, "
+                        f"k={r['classes_present']}, {r['which']}: time "
+                        f"{r['time_ratio']}, memory {r['memory_ratio']}"
+                        for r in ratios))
     try:
         import matplotlib
         matplotlib.use('Agg')
@@ -645,45 +747,64 @@ def _write_sweep(rows, args, device, np):
     except ImportError:  # pragma: no cover - matplotlib is in the env
         print('matplotlib missing: no plot')
         return
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
-    ks = sorted({r['classes_present'] for r in rows})
+    bounded = [r for r in rows if r['variant'] == 'bounded']
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+    lines = sorted({(r['loss'], r['dataset_classes'], r['classes_present'])
+                    for r in bounded})
     cmap = plt.get_cmap('viridis')
-    for variant, style in (('bounded', '-'), ('unbounded', '--')):
-        for i, k in enumerate(ks):
-            pts = [r for r in rows if r['variant'] == variant and
-                   r['classes_present'] == k]
-            if not pts:
-                continue
-            x = [r['img_size'] for r in pts]
-            color = cmap(i / max(len(ks) - 1, 1))
-            label = f'{variant}, k={k}'
-            axes[0].plot(x, [r['fwd_bwd_ms'] for r in pts], style, marker='o',
-                         color=color, label=label)
-            axes[1].plot(x, [r['peak_mb'] for r in pts], style, marker='o',
-                         color=color, label=label)
-            axes[2].plot(x, [r['loss_slots'] for r in pts], style,
-                         marker='o', color=color, label=label)
-    feats = sorted({(r['img_size'], r['feature_mb']) for r in rows})
-    axes[1].plot([s for s, _ in feats], [m for _, m in feats], ':', color='k',
-                 label='backbone features (reference)')
-    axes[2].plot([s for s, _ in feats],
-                 [next(r['tokens'] for r in rows if r['img_size'] == s)
-                  for s, _ in feats], ':', color='k',
-                 label='tokens in the batch')
-    titles = ('time, forward + backward (ms)', 'peak memory above input (MB)',
-              'embeddings entering the loss (all stages)')
-    for ax, title in zip(axes, titles):
+    ks = sorted({k for _, _, k in lines})
+    markers = {K: m for K, m in zip(sorted({K for _, K, _ in lines}),
+                                    'os^D')}
+    for loss, K, k in lines:
+        pts = sorted((r for r in bounded if (r['loss'], r['dataset_classes'],
+                                              r['classes_present']) ==
+                      (loss, K, k)), key=lambda r: r['img_size'])
+        x = [r['img_size'] for r in pts]
+        style = dict(linestyle='-' if loss == 'cl' else '--',
+                     marker=markers[K], color=cmap(ks.index(k) /
+                                                   max(len(ks) - 1, 1)),
+                     label=f'{loss}, K={K}, present={k}')
+        axes[0].plot(x, [r['fwd_bwd_ms'] for r in pts], **style)
+        axes[1].plot(x, [r['peak_minus_feature_grad_mb'] for r in pts],
+                     **style)
+    for ax, title in zip(axes, ('time, forward + backward (ms)',
+                                'peak memory above input and feature '
+                                'gradient (MB)')):
         ax.set_xlabel('image size (px)')
         ax.set_title(title)
         ax.grid(alpha=0.3)
-    axes[2].set_yscale('log')
-    axes[1].legend(fontsize=7, ncol=2)
-    axes[2].legend(handles=axes[2].lines[-1:], fontsize=7)
-    fig.suptitle(f'CT head cost vs image size and classes present '
-                 f'(batch {args.batch_size}, {_device_name(device)})')
+    axes[1].legend(fontsize=6, ncol=2)
+    fig.suptitle('CT head alone: dataset classes K x classes present x size '
+                 f'x loss (batch {args.batch_size}, {_device_name(device)}); '
+                 'markers: K, line style: loss, colour: classes present')
     fig.tight_layout()
     fig.savefig(osp.join(args.work_dir, 'sweep.png'), dpi=110)
     plt.close(fig)
+
+
+def sweep_ratios(rows):
+    """The issue-10 targets from a sweep: K_max / K_min at the same classes
+    present (per loss), and InfoNCE / CL (per K), time and memory."""
+    bounded = [r for r in rows if r['variant'] == 'bounded']
+    index = {(r['loss'], r['dataset_classes'], r['img_size'],
+              r['classes_present']): r for r in bounded}
+    ks = sorted({r['dataset_classes'] for r in bounded})
+    out = []
+
+    def add(what, which, num, den, size, k):
+        out.append(dict(
+            what=what, which=which, img_size=size, classes_present=k,
+            time_ratio=round(num['fwd_bwd_ms'] / den['fwd_bwd_ms'], 3),
+            memory_ratio=round(num['peak_mb'] / max(den['peak_mb'], 1e-9),
+                               3)))
+    for (loss, K, size, k), row in sorted(index.items()):
+        if K == ks[-1] and len(ks) > 1 and (loss, ks[0], size, k) in index:
+            add(f'K={ks[-1]} / K={ks[0]}', loss, row,
+                index[(loss, ks[0], size, k)], size, k)
+        if loss == 'infonce' and ('cl', K, size, k) in index:
+            add('infonce / cl', f'K={K}', row, index[('cl', K, size, k)],
+                size, k)
+    return out
 
 
 # --------------------------------------------------------------------------- #

@@ -38,13 +38,17 @@ ct_head = dict(
     # draws depend only on (seed, iteration, rank): resumed runs repeat them
     # exactly; None: the global RNG seeded by MMEngine's `randomness`
     seed=0,
+    grad_stats=False,  # True: log CT's share of the backbone's gradient
     loss_decode=dict(
         type='PatchContrastLoss',
         mode='cl',  # 'cl' (the paper's CL) or 'infonce'
         temperature=0.1,  # InfoNCE only
         label_smoothing=0.1,  # CL only
         cl_form='soft_ce',  # authors' form; 'bce' = BCE on (cos + 1) / 2
-        hard_fraction=0.5,  # keep the hardest 50 % of the pairs
+        hard_fraction=0.5,  # keep 50 % of the pairs
+        # CL: 'hardest' (the paper's text) or 'random' (the authors' code as
+        # shipped: a sort over a size-1 dimension keeps a random half)
+        pair_selection='hardest',
         min_positives=None,  # None: 5 for CL, 10 for InfoNCE (authors)
         min_negatives=None,
         min_positives_for_pairs=10,

@@ -1,16 +1,20 @@
 """Plain-PyTorch pieces of Contrastive Transformer: no MMSeg import here."""
 from .losses import (ClassLosses, cl_class_losses, cl_pair_loss,
                      infonce_class_losses, masked_mean)
-from .mining import (Candidates, Pairs, hard_infonce_triplets,
+from .mining import (PAIR_SELECTIONS, Candidates, InfoNCETriplets, Pairs,
+                     hard_infonce_triplets, infonce_kept_width,
                      hard_negative_pairs, hard_positive_pairs,
                      sample_candidates)
 from .patch_labels import (PatchMasks, align_gt_to_grid, check_labels,
+                           compact_labels,
                            classes_present, patch_class_presence, patch_masks)
 
 __all__ = [
     'ClassLosses', 'cl_class_losses', 'cl_pair_loss', 'infonce_class_losses',
-    'masked_mean', 'Candidates', 'Pairs', 'hard_infonce_triplets',
+    'masked_mean', 'PAIR_SELECTIONS', 'Candidates', 'InfoNCETriplets',
+    'Pairs', 'hard_infonce_triplets', 'infonce_kept_width',
     'hard_negative_pairs', 'hard_positive_pairs', 'sample_candidates',
     'PatchMasks', 'align_gt_to_grid', 'check_labels', 'classes_present',
+    'compact_labels',
     'patch_class_presence', 'patch_masks'
 ]

@@ -85,7 +85,8 @@ def cl_class_losses(positives: torch.Tensor, num_positives: torch.Tensor,
                     hard_fraction: float = 0.5, label_smoothing: float = 0.1,
                     min_positives: int = 5, min_negatives: int = 5,
                     min_positives_for_pairs: int = 10,
-                    form: str = 'soft_ce') -> ClassLosses:
+                    form: str = 'soft_ce',
+                    pair_selection: str = 'hardest') -> ClassLosses:
     """CL per class: hard anchor-negative pairs + hard positive pairs.
 
     Loss of class k = mean over kept negative pairs (target 0) + mean over
@@ -101,6 +102,10 @@ def cl_class_losses(positives: torch.Tensor, num_positives: torch.Tensor,
         min_positives, min_negatives (int): a class with fewer is skipped.
         min_positives_for_pairs (int): positive pairs need this many positives.
         form (str): see :func:`cl_pair_loss`.
+        pair_selection (str): 'hardest' (the paper's text: the most similar
+            negative pairs and the least similar positive pairs) or 'random'
+            (the authors' code as shipped, whose sort runs over a size-1
+            dimension and so keeps a random subset of the same size).
 
     Returns:
         ClassLosses
@@ -108,9 +113,9 @@ def cl_class_losses(positives: torch.Tensor, num_positives: torch.Tensor,
     active = (num_positives >= min_positives) & (num_negatives >= min_negatives)
     num_neg_pairs = torch.minimum(num_positives, num_negatives)
     neg = hard_negative_pairs(positives, negatives, num_neg_pairs,
-                              hard_fraction)
+                              hard_fraction, pair_selection)
     pos = hard_positive_pairs(positives, num_positives, hard_fraction,
-                              min_positives_for_pairs)
+                              min_positives_for_pairs, pair_selection)
     neg_loss = masked_mean(
         cl_pair_loss(neg.similarity, False, label_smoothing, form), neg.keep)
     pos_loss = masked_mean(
@@ -151,23 +156,32 @@ def infonce_class_losses(positives: torch.Tensor, num_positives: torch.Tensor,
     """
     active = (num_positives >= min_positives) & (num_negatives >= min_negatives)
     num_pairs = torch.minimum(num_positives, num_negatives)
-    queries, keys, query_valid, shared_neg, neg_valid = hard_infonce_triplets(
-        positives, negatives, num_pairs, hard_fraction)
-    positive_logit = (queries * keys).sum(-1, keepdim=True) / temperature
+    triplets = hard_infonce_triplets(positives, negatives, num_pairs,
+                                     hard_fraction)
+    query_valid = triplets.query_valid & active.unsqueeze(1)
+    neg_valid = triplets.negative_valid
+    # Scale the (K, Q, D) queries rather than the (K, Q, P) logits, and mask
+    # in place: one (K, Q, P) tensor is all the loss keeps for backward.
+    queries = triplets.queries / temperature
+    positive_logit = (queries * triplets.keys).sum(-1)
     negative_logits = torch.einsum('kqd,knd->kqn', queries,
-                                   shared_neg) / temperature
-    negative_logits = negative_logits.masked_fill(~neg_valid.unsqueeze(1),
-                                                  float('-inf'))
-    logits = torch.cat([positive_logit, negative_logits], dim=-1)
-    per_query = -F.log_softmax(logits, dim=-1)[..., 0]
-    query_valid = query_valid & active.unsqueeze(1)
+                                   triplets.negatives)
+    # A finite fill, not -inf: a class with no valid negative then gives a
+    # finite log-sum-exp and a zero (not NaN) gradient. exp(-1e9) is exactly
+    # 0 in float32, so valid rows match a -inf fill bit for bit.
+    negative_logits.masked_fill_(~neg_valid.unsqueeze(1), -1e9)
+    # -log softmax([pos, neg...])[0] = logsumexp([pos, neg...]) - pos
+    per_query = torch.logaddexp(positive_logit,
+                                negative_logits.logsumexp(-1)) - positive_logit
     loss = masked_mean(per_query, query_valid)
     pairs = query_valid.sum(1) * (1 + neg_valid.sum(1))
     with torch.no_grad():
-        pair_valid = query_valid.unsqueeze(2) & neg_valid.unsqueeze(1)
-        stats = (masked_mean(positive_logit.squeeze(-1) * temperature,
-                             query_valid),
-                 masked_mean((negative_logits * temperature).masked_fill(
-                     ~pair_valid, 0).flatten(1), pair_valid.flatten(1)))
+        # mean cosine over valid (query, negative) pairs without a (K, Q, P)
+        # temporary: the mean of q.n over pairs is (sum q).(sum n) / (|q||n|)
+        pair_count = (query_valid.sum(1) * neg_valid.sum(1)).clamp(min=1)
+        query_sum = (triplets.queries * query_valid.unsqueeze(-1)).sum(1)
+        negative_sum = (triplets.negatives * neg_valid.unsqueeze(-1)).sum(1)
+        stats = (masked_mean(positive_logit * temperature, query_valid),
+                 (query_sum * negative_sum).sum(-1) / pair_count)
     return ClassLosses(torch.where(active, loss, torch.zeros_like(loss)),
                        active, pairs, query_valid.sum(1), *stats)

@@ -74,24 +74,40 @@ def kept_count(count: torch.Tensor, fraction: float) -> torch.Tensor:
     return torch.where(count > 0, kept.clamp(min=1), kept)
 
 
+PAIR_SELECTIONS = ('hardest', 'random')
+
+
+def _check_selection(selection: str) -> None:
+    if selection not in PAIR_SELECTIONS:
+        raise ValueError(f'pair_selection must be one of {PAIR_SELECTIONS}, '
+                         f'got {selection!r}')
+
+
 def hard_negative_pairs(anchors: torch.Tensor, negatives: torch.Tensor,
                         num_pairs: torch.Tensor,
-                        hard_fraction: float = 0.5) -> Pairs:
-    """Pair anchor i with negative i and keep the most similar pairs.
+                        hard_fraction: float = 0.5,
+                        selection: str = 'hardest') -> Pairs:
+    """Pair anchor i with negative i and keep a fraction of the pairs.
 
     Args:
         anchors (Tensor): (K, M, D) L2-normalised positive embeddings.
         negatives (Tensor): (K, M, D) L2-normalised negative embeddings.
         num_pairs (Tensor): long (K,), number of real pairs (slots < n).
-        hard_fraction (float): fraction of pairs kept, the most similar first.
+        hard_fraction (float): fraction of pairs kept.
+        selection (str): ``'hardest'`` (the paper: the most similar pairs,
+            sorted descending) or ``'random'`` (the authors' code as shipped:
+            their sort runs over a size-1 dimension, so the first pairs of
+            the random draw are kept, in draw order).
 
     Returns:
-        Pairs: similarity sorted descending, keep marks the hardest pairs.
+        Pairs: (K, M); keep marks the kept pairs, which come first.
     """
+    _check_selection(selection)
     similarity = (anchors * negatives).sum(dim=-1)
-    valid = _keep_first(num_pairs, similarity.shape[1])
-    similarity = similarity.masked_fill(~valid, float('-inf'))
-    similarity, _ = similarity.sort(dim=1, descending=True)
+    if selection == 'hardest':
+        valid = _keep_first(num_pairs, similarity.shape[1])
+        similarity = similarity.masked_fill(~valid, float('-inf'))
+        similarity, _ = similarity.sort(dim=1, descending=True)
     keep = _keep_first(kept_count(num_pairs, hard_fraction),
                        similarity.shape[1])
     return Pairs(similarity.masked_fill(~keep, 0.0), keep)
@@ -99,38 +115,74 @@ def hard_negative_pairs(anchors: torch.Tensor, negatives: torch.Tensor,
 
 def hard_positive_pairs(positives: torch.Tensor, num_positives: torch.Tensor,
                         hard_fraction: float = 0.5,
-                        min_positives: int = 10) -> Pairs:
-    """Split the positives in two halves, pair them, keep the least similar.
+                        min_positives: int = 10,
+                        selection: str = 'hardest') -> Pairs:
+    """Split the positives in two halves, pair them, keep a fraction.
 
     Positive i of the first half is paired with positive ``i + n // 2``.
+    At most ``M // 2`` pairs can exist, so the pair axis is ``M // 2`` wide.
 
     Args:
         positives (Tensor): (K, M, D) L2-normalised positive embeddings,
             valid slots first (as given by :func:`sample_candidates`).
         num_positives (Tensor): long (K,), valid positives per class.
-        hard_fraction (float): fraction of pairs kept, the least similar first.
+        hard_fraction (float): fraction of pairs kept.
         min_positives (int): classes with fewer positives get no pairs.
+        selection (str): ``'hardest'`` (the least similar pairs first) or
+            ``'random'`` (the first pairs of the draw; authors' code).
 
     Returns:
-        Pairs: similarity sorted ascending, keep marks the hardest pairs.
+        Pairs: (K, M // 2); keep marks the kept pairs, which come first.
     """
-    width = positives.shape[1]
+    _check_selection(selection)
+    width = positives.shape[1] // 2
     half = torch.where(num_positives >= min_positives, num_positives // 2,
                        torch.zeros_like(num_positives))
     partner = torch.arange(width, device=positives.device).unsqueeze(0)
-    partner = (partner + half.unsqueeze(1)).clamp(max=max(width - 1, 0))
+    # i + half < 2 * half <= M for every valid pair; the clamp only guards
+    # the (masked) invalid slots
+    partner = (partner + half.unsqueeze(1)).clamp(
+        max=max(positives.shape[1] - 1, 0))
     partners = positives.gather(
         1, partner.unsqueeze(-1).expand(-1, -1, positives.shape[-1]))
-    similarity = (positives * partners).sum(dim=-1)
-    valid = _keep_first(half, width)
-    similarity = similarity.masked_fill(~valid, float('inf'))
-    similarity, _ = similarity.sort(dim=1)
+    similarity = (positives[:, :width] * partners).sum(dim=-1)
+    if selection == 'hardest':
+        valid = _keep_first(half, width)
+        similarity = similarity.masked_fill(~valid, float('inf'))
+        similarity, _ = similarity.sort(dim=1)
     keep = _keep_first(kept_count(half, hard_fraction), width)
     return Pairs(similarity.masked_fill(~keep, 0.0), keep)
 
 
+def infonce_kept_width(width: int, hard_fraction: float) -> int:
+    """Most pairs :func:`hard_infonce_triplets` can keep out of ``width``.
+
+    Computed exactly as the per-class count (float32 floor), which is
+    monotone in the count, so no class can keep more.
+    """
+    return int(torch.floor(torch.tensor(float(width)) * hard_fraction))
+
+
+class InfoNCETriplets(NamedTuple):
+    """Queries, positive keys and shared negatives of every class.
+
+    Attributes:
+        queries (Tensor): (K, Q, D), Q = P // 2.
+        keys (Tensor): (K, Q, D), the positive key of each query.
+        query_valid (Tensor): bool (K, Q).
+        negatives (Tensor): (K, P, D), P = ``infonce_kept_width(M)``.
+        negative_valid (Tensor): bool (K, P).
+    """
+    queries: torch.Tensor
+    keys: torch.Tensor
+    query_valid: torch.Tensor
+    negatives: torch.Tensor
+    negative_valid: torch.Tensor
+
+
 def hard_infonce_triplets(positives: torch.Tensor, negatives: torch.Tensor,
-                          num_pairs: torch.Tensor, hard_fraction: float = 0.5):
+                          num_pairs: torch.Tensor,
+                          hard_fraction: float = 0.5) -> InfoNCETriplets:
     """The authors' InfoNCE sampling: hardest positive-negative pairs.
 
     Pair positive i with negative i for i < num_pairs, sort the pairs by their
@@ -138,20 +190,25 @@ def hard_infonce_triplets(positives: torch.Tensor, negatives: torch.Tensor,
     positives are split into queries (first half) and positive keys (second
     half); every kept negative is a shared negative for all queries.
 
+    Only what can be valid is materialised: at most P = floor(M * fraction)
+    pairs are kept and Q = P // 2 of them are queries, so the logits of a
+    class are (Q, P), a quarter of M x M at the default fraction 0.5 (an
+    eighth of the work of scoring every slot against every slot).
+
     Args:
         positives, negatives (Tensor): (K, M, D) L2-normalised embeddings.
         num_pairs (Tensor): long (K,), real pairs per class.
         hard_fraction (float): fraction of pairs kept.
 
     Returns:
-        tuple: queries (K, M, D), keys (K, M, D), query_valid (K, M) bool,
-        shared negatives (K, M, D), negative_valid (K, M) bool.
+        InfoNCETriplets
     """
-    k, width, dim = positives.shape
+    width, dim = positives.shape[1], positives.shape[2]
+    kept_width = infonce_kept_width(width, hard_fraction)
     similarity = (positives * negatives).sum(dim=-1)
     valid = _keep_first(num_pairs, width)
     similarity = similarity.masked_fill(~valid, float('-inf'))
-    order = similarity.argsort(dim=1, descending=True)
+    order = similarity.argsort(dim=1, descending=True)[:, :kept_width]
     expand = order.unsqueeze(-1).expand(-1, -1, dim)
     kept_pos = positives.gather(1, expand)
     kept_neg = negatives.gather(1, expand)
@@ -159,8 +216,11 @@ def hard_infonce_triplets(positives: torch.Tensor, negatives: torch.Tensor,
                        torch.floor(num_pairs.float() * hard_fraction).long(),
                        torch.zeros_like(num_pairs))
     num_queries = kept // 2
-    partner = torch.arange(width, device=positives.device).unsqueeze(0)
-    partner = (partner + num_queries.unsqueeze(1)).clamp(max=max(width - 1, 0))
+    query_width = kept_width // 2
+    partner = torch.arange(query_width, device=positives.device).unsqueeze(0)
+    partner = (partner + num_queries.unsqueeze(1)).clamp(
+        max=max(kept_width - 1, 0))
     keys = kept_pos.gather(1, partner.unsqueeze(-1).expand(-1, -1, dim))
-    return (kept_pos, keys, _keep_first(num_queries, width), kept_neg,
-            _keep_first(kept, width))
+    return InfoNCETriplets(kept_pos[:, :query_width], keys,
+                           _keep_first(num_queries, query_width), kept_neg,
+                           _keep_first(kept, kept_width))

@@ -121,6 +121,34 @@ def classes_present(gt: torch.Tensor, num_classes: int,
     return seen.scatter_(0, labels, True)[:num_classes]
 
 
+def compact_labels(gt: torch.Tensor, class_ids: torch.Tensor,
+                   num_classes: int) -> torch.Tensor:
+    """Relabel ``gt`` onto the classes ``class_ids``: class_ids[j] -> j.
+
+    Every other value (ignore, or a class not in ``class_ids``) becomes
+    ``len(class_ids)``, the ignore label of the compact labelling. With
+    ``class_ids`` = the classes present in the batch, everything downstream
+    (patch masks, draws, embeddings, losses) is sized by the classes present
+    instead of the dataset's class count.
+
+    Args:
+        gt (Tensor): (B, H, W) integer labels.
+        class_ids (Tensor): long (K',), distinct classes in [0, num_classes).
+        num_classes (int): K, the dataset's classes.
+
+    Returns:
+        Tensor: long (B, H, W), labels in [0, K'].
+    """
+    num_kept = class_ids.numel()
+    lookup = torch.full((num_classes + 1,), num_kept, dtype=torch.long,
+                        device=gt.device)
+    lookup[class_ids] = torch.arange(num_kept, device=gt.device)
+    labels = gt.long()
+    labels = labels.masked_fill((labels < 0) | (labels >= num_classes),
+                                num_classes)
+    return lookup[labels]
+
+
 def patch_masks(gt: torch.Tensor, patch_size: int, grid_hw: Sequence[int],
                 num_classes: int, ignore_index: int = 255,
                 ignore_only_negatives: bool = False) -> PatchMasks:

@@ -12,8 +12,8 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, SampleList
 from torch import Tensor
 
-from ..core import (check_labels, classes_present, patch_masks,
-                    sample_candidates)
+from ..core import (check_labels, classes_present, compact_labels,
+                    patch_masks, sample_candidates)
 
 
 def build_projector(in_channels: int, channels: int, num_layers: int) -> nn.Module:
@@ -66,6 +66,11 @@ class ContrastiveTransformerHead(BaseDecodeHead):
             step in :attr:`step_stats` (device tensors, no host sync) for
             :class:`~ct_mmseg.hooks.ContrastiveTransformerHook` to log.
             Default True.
+        grad_stats (bool): also measure, in each backward pass, the norm of
+            the gradient CT sends to the backbone's stage outputs and the norm
+            of the rest (the segmentation losses), kept in
+            :attr:`step_grad_norms` for the hook (``ct/grad_share``). Costs a
+            few elementwise passes over the stage outputs. Default False.
         ignore_index (int): GT label to ignore. Default 255.
         loss_decode (dict): config of :class:`PatchContrastLoss`.
         init_cfg (dict, optional): MMEngine init config.
@@ -87,6 +92,7 @@ class ContrastiveTransformerHead(BaseDecodeHead):
                  ignore_only_negatives: bool = False,
                  seed: Optional[int] = None,
                  collect_stats: bool = True,
+                 grad_stats: bool = False,
                  ignore_index: int = 255,
                  loss_decode: ConfigType = dict(type='PatchContrastLoss'),
                  init_cfg: Optional[Union[dict, List[dict]]] = None,
@@ -100,9 +106,10 @@ class ContrastiveTransformerHead(BaseDecodeHead):
             if not isinstance(value, int) or value < low:
                 raise ValueError(f'ContrastiveTransformerHead: {key} must be '
                                  f'an integer >= {low}, got {value!r}')
-        if isinstance(loss_decode, (list, tuple)):
+        if not isinstance(loss_decode, dict):
             raise TypeError('ContrastiveTransformerHead: loss_decode must be '
-                            'one PatchContrastLoss config (a dict)')
+                            'one PatchContrastLoss config (a dict), got '
+                            f'{loss_decode!r} ({type(loss_decode).__name__})')
         if init_cfg is None:
             init_cfg = dict(type='TruncNormal', layer='Linear', std=0.02)
         super().__init__(
@@ -134,6 +141,10 @@ class ContrastiveTransformerHead(BaseDecodeHead):
         # (K,) classes present in its GT; None until a step ran.
         self.step_stats: Optional[Tensor] = None
         self.step_present: Optional[Tensor] = None
+        self.grad_stats = grad_stats
+        # (S, 2): squared norms of CT's and of the other losses' gradient at
+        # each stage output, filled during backward; None until measured.
+        self.step_grad_norms: Optional[Tensor] = None
         self.projectors = nn.ModuleList(
             build_projector(c, proj_channels, proj_num_layers)
             for c in self.in_channels)
@@ -244,19 +255,29 @@ class ContrastiveTransformerHead(BaseDecodeHead):
                              f'masks for a batch of {feats[0].shape[0]}')
         check_labels(gt, self.num_classes, self.ignore_index)
         present = classes_present(gt, self.num_classes, self.ignore_index)
-        divisor = len(feats) * present.sum().clamp(min=1).float()
+        # Work on the classes present only, so that time and memory follow
+        # them and not the dataset's class count (150 for ADE20K).
+        class_ids = present_class_ids(present)
+        num_present = class_ids.numel()
+        labels = compact_labels(gt, class_ids, self.num_classes)
+        divisor = float(len(feats) * max(num_present, 1))
         generator = self._get_generator(gt.device)
+        if self.grad_stats:
+            self.step_grad_norms = feats[0].new_zeros(len(feats), 2,
+                                                      dtype=torch.float)
 
         stage_losses, stage_stats = [], []
-        for feat, stride, projector, weight in zip(
-                feats, self.strides, self.projectors, self.stage_weights):
-            masks = patch_masks(gt, stride, feat.shape[-2:], self.num_classes,
-                                self.ignore_index, self.ignore_only_negatives)
+        for stage, (feat, stride, projector, weight) in enumerate(zip(
+                feats, self.strides, self.projectors, self.stage_weights)):
+            masks = patch_masks(labels, stride, feat.shape[-2:], num_present,
+                                num_present, self.ignore_only_negatives)
             pos = sample_candidates(masks.positive, self.num_samples, generator)
             neg = sample_candidates(masks.negative, self.num_samples, generator)
             index = torch.cat([pos.index, neg.index], dim=1)
+            if self.grad_stats and feat.requires_grad:
+                feat = _probe_gradients(feat, self.step_grad_norms[stage])
             emb = self._embed(feat, projector, index.flatten())
-            emb = emb.view(*index.shape, -1)
+            emb = emb.view(*index.shape, emb.shape[-1])
             pos_emb, neg_emb = emb.split(pos.index.shape[1], dim=1)
             class_losses = self.loss_decode(pos_emb, pos.count, neg_emb,
                                             neg.count)
@@ -270,12 +291,64 @@ class ContrastiveTransformerHead(BaseDecodeHead):
                     class_losses.positive_cosine.float(),
                     class_losses.negative_cosine.float()]))
         if self.collect_stats:
-            self.step_stats = torch.stack(stage_stats).detach()
+            # back onto the dataset's classes; absent classes read 0
+            stats = torch.stack(stage_stats).detach()
+            self.step_stats = stats.new_zeros(
+                *stats.shape[:2], self.num_classes).index_copy_(
+                    2, class_ids, stats)
             self.step_present = present
 
         name = self.loss_decode.loss_name
         return {f'{name}_s{i}': loss for i, loss in enumerate(
             self.loss_decode.clip(stage_losses))}
+
+
+def present_class_ids(present: Tensor) -> Tensor:
+    """long (K',): the indices of the classes present, ascending.
+
+    The one host-device synchronisation of a CT step on CUDA (the number of
+    classes present decides the shapes). It buys cost that follows the
+    classes present instead of the dataset's class count; everything after
+    it has data-independent shapes.
+    """
+    return present.nonzero().squeeze(1)
+
+
+class _GradientProbe(torch.autograd.Function):
+    """Identity whose backward sees the gradient of CT's loss alone.
+
+    Placed between a stage output and the CT head, its backward receives
+    CT's gradient with respect to that output. A tensor hook on the stage
+    output (registered by :func:`_probe_gradients`) then receives the total
+    gradient (CT + segmentation losses), from which the rest follows by
+    subtraction. Both squared norms are added into ``state['norms']``, a
+    (2,) device tensor: no host sync.
+    """
+
+    @staticmethod
+    def forward(ctx, feat, state):
+        ctx.state = state
+        return feat.view_as(feat)
+
+    @staticmethod
+    def backward(ctx, grad):
+        ctx.state['norms'][0] += grad.float().pow(2).sum()
+        ctx.state['ct_grad'] = grad
+        return grad, None
+
+
+def _probe_gradients(feat: Tensor, norms: Tensor) -> Tensor:
+    """``feat`` for the CT path, with its gradients measured into ``norms``."""
+    state = dict(norms=norms, ct_grad=None)
+
+    def record_rest(total: Tensor) -> None:
+        ct_grad = state.pop('ct_grad', None)
+        rest = total if ct_grad is None else total - ct_grad
+        norms[1] += rest.float().pow(2).sum()
+        handle.remove()
+
+    handle = feat.register_hook(record_rest)
+    return _GradientProbe.apply(feat, state)
 
 
 def _training_iteration() -> Optional[int]:
@@ -293,7 +366,22 @@ def _mix_seed(seed: int, step: int, rank: int) -> int:
 def _check_stage_args(in_channels, strides, in_index, stage_weights
                       ) -> Tuple[list, list, list, list]:
     """Validate the per-stage lists; name the config key at fault."""
-    if isinstance(in_channels, int) or not in_channels:
+    # Types first, so that no len() fails on an int without naming the key.
+    # A scalar here typically comes from writing the CT head over a base
+    # config's auxiliary_head: mmengine merges the two dicts (FCNHead's
+    # in_index=2, in_channels=384 ...) unless `_delete_=True` replaces it.
+    for key, value in (('in_channels', in_channels), ('strides', strides),
+                       ('in_index', in_index),
+                       ('stage_weights', stage_weights)):
+        if value is not None and not isinstance(value, (list, tuple)):
+            raise TypeError(
+                f'ContrastiveTransformerHead: {key} must be a non-empty list (one '
+                f'entry per backbone stage), got {value!r} '
+                f'({type(value).__name__}); if it came from the base '
+                "config's auxiliary_head, replace that head with "
+                'auxiliary_head=dict(_delete_=True, ...) or use the CT '
+                'fragment')
+    if not in_channels:
         raise ValueError('ContrastiveTransformerHead: in_channels must be a '
                          'non-empty list (one entry per backbone stage), got '
                          f'{in_channels!r}')

@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 from mmseg.registry import MODELS
 
-from ..core import cl_class_losses, infonce_class_losses
+from ..core import PAIR_SELECTIONS, cl_class_losses, infonce_class_losses
 from ..core.losses import CL_FORMS, ClassLosses
 
 LOSS_MODES = ('cl', 'infonce')
@@ -30,6 +30,12 @@ class PatchContrastLoss(nn.Module):
             paper's wording). See :func:`ct_mmseg.core.cl_pair_loss`.
         hard_fraction (float): fraction of pairs kept by hard mining.
             Default 0.5 (paper: "take the top 50%").
+        pair_selection (str): which CL pairs that fraction keeps.
+            'hardest' (default, the paper's text): the most similar negative
+            pairs and the least similar positive pairs. 'random': the
+            authors' code as shipped, whose sort runs over a size-1 dimension
+            and so keeps the first pairs of the random draw. InfoNCE always
+            keeps the hardest pairs (the authors' InfoNCE sorts correctly).
         min_positives (int, optional): a class with fewer positive tokens at a
             stage is skipped there. Default None: 5 for 'cl', 10 for
             'infonce' (authors).
@@ -54,6 +60,7 @@ class PatchContrastLoss(nn.Module):
                  label_smoothing: float = 0.1,
                  cl_form: str = 'soft_ce',
                  hard_fraction: float = 0.5,
+                 pair_selection: str = 'hardest',
                  min_positives: Optional[int] = None,
                  min_negatives: Optional[int] = None,
                  min_positives_for_pairs: int = 10,
@@ -65,6 +72,11 @@ class PatchContrastLoss(nn.Module):
         _check_choice('mode', mode, LOSS_MODES)
         _check_choice('cl_form', cl_form, CL_FORMS)
         _check_choice('clip_mode', clip_mode, CLIP_MODES)
+        _check_choice('pair_selection', pair_selection, PAIR_SELECTIONS)
+        if pair_selection != 'hardest' and mode != 'cl':
+            raise ValueError('PatchContrastLoss: loss_decode.pair_selection='
+                             f"{pair_selection!r} applies to mode='cl' only "
+                             "(InfoNCE always keeps the hardest pairs)")
         if not temperature > 0:
             raise ValueError('PatchContrastLoss: loss_decode.temperature '
                              f'must be > 0, got {temperature}')
@@ -87,6 +99,7 @@ class PatchContrastLoss(nn.Module):
         self.label_smoothing = float(label_smoothing)
         self.cl_form = cl_form
         self.hard_fraction = float(hard_fraction)
+        self.pair_selection = pair_selection
         self.min_positives = _at_least(
             'min_positives',
             default_min if min_positives is None else min_positives,
@@ -100,6 +113,9 @@ class PatchContrastLoss(nn.Module):
         self.clip_mode = clip_mode
         self.loss_weight = float(loss_weight)
         self._loss_name = loss_name
+        # bool scalar of the last clip() call: the total exceeded clip_value
+        # (with clip_mode='clamp': CT's gradient was zero). Read by the hook.
+        self.last_over_clip: Optional[torch.Tensor] = None
 
     @property
     def loss_name(self) -> str:
@@ -129,7 +145,7 @@ class PatchContrastLoss(nn.Module):
                 min_positives=self.min_positives,
                 min_negatives=self.min_negatives,
                 min_positives_for_pairs=self.min_positives_for_pairs,
-                form=self.cl_form)
+                form=self.cl_form, pair_selection=self.pair_selection)
         return infonce_class_losses(
             positives, num_positives, negatives, num_negatives,
             temperature=self.temperature, hard_fraction=self.hard_fraction,
@@ -151,6 +167,7 @@ class PatchContrastLoss(nn.Module):
             return [loss * self.loss_weight for loss in stage_losses]
         total = torch.stack(stage_losses).sum().detach()
         over = total > self.clip_value
+        self.last_over_clip = over
         scale = self.clip_value / total.clamp(min=1e-12)
         clipped = []
         for loss in stage_losses:
