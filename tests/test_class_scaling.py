@@ -209,3 +209,46 @@ def test_no_class_present_gives_zero_loss_with_graph():
     assert total.item() == 0 and total.requires_grad
     total.backward()
     assert all(torch.isfinite(f.grad).all() for f in feats)
+
+
+# --------------------------------------------------------------------------- #
+# mechanism statistics the study reads (issue 9)
+# --------------------------------------------------------------------------- #
+def test_gradient_norms_split_ct_from_the_rest():
+    """``grad_stats``: CT's and the other losses' gradient norms at every
+    stage output equal those from separate autograd passes."""
+    head = build_head(6, 'cl', 50, clip_value=None)
+    head.grad_stats = True
+    feats = features()
+    gt = gt_with_classes((0, 1, 2, 3))
+    weights = [torch.randn_like(f) for f in feats]
+
+    def losses():
+        torch.manual_seed(0)  # the same draws in both passes
+        ct = sum(head.loss(feats, make_samples(gt), None).values())
+        seg = sum((f * w).square().sum() for f, w in zip(feats, weights))
+        return ct, seg
+
+    ct, seg = losses()
+    want_ct = torch.autograd.grad(ct, feats, retain_graph=True)
+    want_seg = torch.autograd.grad(seg, feats)
+    ct, seg = losses()
+    (ct + seg).backward()
+    got = head.step_grad_norms
+    assert got.shape == (4, 2)
+    torch.testing.assert_close(
+        got[:, 0], torch.stack([g.square().sum() for g in want_ct]))
+    torch.testing.assert_close(
+        got[:, 1], torch.stack([g.square().sum() for g in want_seg]))
+    assert (got[:2, 0] > 0).all()  # coarse stages may have no active class
+
+
+@pytest.mark.parametrize('total,over', [(0.4, False), (2.5, True)])
+def test_clip_records_whether_the_total_was_over(total, over):
+    head = build_head(6, 'cl', 50, clip_mode='clamp')
+    stage = torch.tensor(total / 2, requires_grad=True)
+    clipped = head.loss_decode.clip([stage, stage])
+    assert bool(head.loss_decode.last_over_clip) is over
+    sum(clipped).backward()
+    # clamp above the clip: no gradient at all
+    assert stage.grad.item() == (0.0 if over else 2.0)
