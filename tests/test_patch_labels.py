@@ -86,3 +86,19 @@ def test_stride_one_means_each_pixel_is_a_patch():
         assert masks.positive[c].tolist() == (flat == c).tolist()
         assert masks.negative[c].tolist() == ((flat != c) &
                                               (flat != IGN)).tolist()
+
+
+def test_positive_counts_by_hand():
+    from ct_mmseg.core import positive_counts
+    # 4x4 GT, stride 2 -> four 2x2 blocks:
+    #   [0 0 | 1 1]   block (0,0) all 0 -> positive of 0
+    #   [0 0 | 1 2]   block (0,1) mixed 1/2 -> nothing
+    #   [255 255|2 2] block (1,0) all ignore -> nothing
+    #   [255 255|2 2] block (1,1) all 2 -> positive of 2
+    gt = torch.tensor([[[0, 0, 1, 1], [0, 0, 1, 2],
+                        [255, 255, 2, 2], [255, 255, 2, 2]]])
+    counts = positive_counts(gt, 2, (2, 2), num_classes=4, ignore_index=255)
+    assert counts.tolist() == [1, 0, 1, 0]
+    # a grid that pads (Swin): the extra pixels are ignore, not positives
+    counts = positive_counts(gt[:, :3, :3], 2, (2, 2), 4, 255)
+    assert counts.tolist() == [1, 0, 0, 0]

@@ -6,7 +6,7 @@ from .mining import (PAIR_SELECTIONS, Candidates, InfoNCETriplets, Pairs,
                      hard_negative_pairs, hard_positive_pairs,
                      sample_candidates)
 from .patch_labels import (PatchMasks, align_gt_to_grid, check_labels,
-                           compact_labels,
+                           compact_labels, positive_counts,
                            classes_present, patch_class_presence, patch_masks)
 
 __all__ = [
@@ -15,6 +15,6 @@ __all__ = [
     'Pairs', 'hard_infonce_triplets', 'infonce_kept_width',
     'hard_negative_pairs', 'hard_positive_pairs', 'sample_candidates',
     'PatchMasks', 'align_gt_to_grid', 'check_labels', 'classes_present',
-    'compact_labels',
+    'compact_labels', 'positive_counts',
     'patch_class_presence', 'patch_masks'
 ]

@@ -121,6 +121,39 @@ def classes_present(gt: torch.Tensor, num_classes: int,
     return seen.scatter_(0, labels, True)[:num_classes]
 
 
+def positive_counts(gt: torch.Tensor, patch_size: int,
+                    grid_hw: Sequence[int], num_classes: int,
+                    ignore_index: int) -> torch.Tensor:
+    """long (K,): how many tokens of the stage are positives of each class.
+
+    A token is a positive of class k when its whole block is k, i.e. the
+    block's smallest and largest label are both k. Computed with a min/max
+    per block and one scatter-add: the cost follows the pixels, not K x
+    tokens, so it can run on the dataset's classes before the classes
+    present are known.
+
+    Args:
+        gt (Tensor): (B, H, W) integer labels.
+        patch_size (int): stride ``s`` of the stage.
+        grid_hw (tuple[int, int]): (h, w) token grid of the stage.
+        num_classes (int): K.
+        ignore_index (int): label of ignored pixels.
+
+    Returns:
+        Tensor: long (K,).
+    """
+    h, w = grid_hw
+    s = patch_size
+    gt = align_gt_to_grid(gt, s, grid_hw, ignore_index).long()
+    gt = gt.masked_fill((gt < 0) | (gt >= num_classes), num_classes)
+    blocks = gt.reshape(gt.shape[0], h, s, w, s).permute(0, 1, 3, 2, 4)
+    blocks = blocks.reshape(-1, s * s)
+    low, high = blocks.amin(1), blocks.amax(1)
+    label = torch.where(low == high, low, torch.full_like(low, num_classes))
+    counts = torch.zeros(num_classes + 1, dtype=torch.long, device=gt.device)
+    return counts.scatter_add_(0, label, torch.ones_like(label))[:num_classes]
+
+
 def compact_labels(gt: torch.Tensor, class_ids: torch.Tensor,
                    num_classes: int) -> torch.Tensor:
     """Relabel ``gt`` onto the classes ``class_ids``: class_ids[j] -> j.

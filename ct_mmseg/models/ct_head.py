@@ -13,7 +13,7 @@ from mmseg.utils import ConfigType, SampleList
 from torch import Tensor
 
 from ..core import (check_labels, classes_present, compact_labels,
-                    patch_masks, sample_candidates)
+                    patch_masks, positive_counts, sample_candidates)
 
 
 def build_projector(in_channels: int, channels: int, num_layers: int) -> nn.Module:
@@ -255,10 +255,18 @@ class ContrastiveTransformerHead(BaseDecodeHead):
                              f'masks for a batch of {feats[0].shape[0]}')
         check_labels(gt, self.num_classes, self.ignore_index)
         present = classes_present(gt, self.num_classes, self.ignore_index)
+        most_positives = torch.stack([
+            positive_counts(gt, stride, feat.shape[-2:], self.num_classes,
+                            self.ignore_index).max()
+            for feat, stride in zip(feats, self.strides)])
         # Work on the classes present only, so that time and memory follow
-        # them and not the dataset's class count (150 for ADE20K).
-        class_ids = present_class_ids(present)
-        num_present = class_ids.numel()
+        # them and not the dataset's class count (150 for ADE20K), and draw
+        # no wider than the largest positive set of the stage: a loss pairs
+        # positive i with negative i, so negatives beyond that are never used.
+        class_list, positive_list = plan_step(present, most_positives)
+        class_ids = torch.tensor(class_list, dtype=torch.long,
+                                 device=gt.device)
+        num_present = len(class_list)
         labels = compact_labels(gt, class_ids, self.num_classes)
         divisor = float(len(feats) * max(num_present, 1))
         generator = self._get_generator(gt.device)
@@ -271,8 +279,10 @@ class ContrastiveTransformerHead(BaseDecodeHead):
                 feats, self.strides, self.projectors, self.stage_weights)):
             masks = patch_masks(labels, stride, feat.shape[-2:], num_present,
                                 num_present, self.ignore_only_negatives)
-            pos = sample_candidates(masks.positive, self.num_samples, generator)
-            neg = sample_candidates(masks.negative, self.num_samples, generator)
+            width = min(self.num_samples, max(
+                positive_list[stage], self.loss_decode.min_negatives))
+            pos = sample_candidates(masks.positive, width, generator)
+            neg = sample_candidates(masks.negative, width, generator)
             index = torch.cat([pos.index, neg.index], dim=1)
             if self.grad_stats and feat.requires_grad:
                 feat = _probe_gradients(feat, self.step_grad_norms[stage])
@@ -303,15 +313,29 @@ class ContrastiveTransformerHead(BaseDecodeHead):
             self.loss_decode.clip(stage_losses))}
 
 
-def present_class_ids(present: Tensor) -> Tensor:
-    """long (K',): the indices of the classes present, ascending.
+def plan_step(present: Tensor, most_positives: Tensor
+              ) -> Tuple[List[int], List[int]]:
+    """The classes present and each stage's largest positive count, on the host.
 
-    The one host-device synchronisation of a CT step on CUDA (the number of
-    classes present decides the shapes). It buys cost that follows the
-    classes present instead of the dataset's class count; everything after
-    it has data-independent shapes.
+    The one host-device synchronisation of a CT step on CUDA: these numbers
+    decide the shapes, and they buy a cost that follows the classes present
+    and the positives there are, instead of the dataset's class count and
+    the ``num_samples`` bound. Everything after it has shapes that do not
+    depend on the data.
+
+    Args:
+        present (Tensor): bool (K,), classes with a pixel in the batch GT.
+        most_positives (Tensor): long (S,), per stage the most positive
+            tokens any class has.
+
+    Returns:
+        tuple[list[int], list[int]]: the present class ids, ascending, and
+        the S counts.
     """
-    return present.nonzero().squeeze(1)
+    host = torch.cat([present.long(), most_positives.long()]).tolist()
+    num_classes = present.numel()
+    return ([k for k, flag in enumerate(host[:num_classes]) if flag],
+            host[num_classes:])
 
 
 class _GradientProbe(torch.autograd.Function):
@@ -375,8 +399,8 @@ def _check_stage_args(in_channels, strides, in_index, stage_weights
                        ('stage_weights', stage_weights)):
         if value is not None and not isinstance(value, (list, tuple)):
             raise TypeError(
-                f'ContrastiveTransformerHead: {key} must be a non-empty list (one '
-                f'entry per backbone stage), got {value!r} '
+                f'ContrastiveTransformerHead: {key} must be a non-empty '
+                f'list (one entry per backbone stage), got {value!r} '
                 f'({type(value).__name__}); if it came from the base '
                 "config's auxiliary_head, replace that head with "
                 'auxiliary_head=dict(_delete_=True, ...) or use the CT '
