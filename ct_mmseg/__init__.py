@@ -6,6 +6,7 @@ heads and the soft CE / dice losses) in MMSeg's ``MODELS`` registry and
 ``PerClassIoUMetric`` in its ``METRICS``, and makes MMEngine checkpoints load
 on torch >= 2.6 with ``weights_only=True``.
 """
+from . import datasets  # noqa: F401  (registers DubaiAerialDataset)
 from . import evaluation  # noqa: F401  (registers PerClassIoUMetric)
 from .checkpoint import register_checkpoint_loader
 from .models import (ContrastiveTransformerHead, CTEncoderDecoder,

@@ -8,8 +8,9 @@
 * every CT config differs from its baseline only in the CT keys;
 * every config trains for 2 iterations on the demo Potsdam through MMSeg's
   tools/train.py and is evaluated by MMSeg's tools/test.py - both driven by
-  tools/run_potsdam_grid.py - and tools/ct_table.py turns the outputs into
-  the table. Tiny widths come from child configs (test plumbing only).
+  tools/run_study.py on the spec of the paper's Table 1 study - and the
+  same tool turns the outputs into the table. Tiny widths come from child
+  configs (test plumbing only).
 """
 import copy
 import csv
@@ -28,8 +29,7 @@ MODELS = ('dcswin', 'unetformer', 'dcpoolformer')
 VARIANTS = {'': None, '_ct': 'cl', '_ct-infonce': 'infonce'}
 CONFIGS = [f'{m}{v}_potsdam' for m in MODELS for v in VARIANTS]
 CT_KEYS = {'runner_type', 'ct_head', 'custom_hooks'}
-GRID = osp.join(REPO, 'tools', 'run_potsdam_grid.py')
-TABLE = osp.join(REPO, 'tools', 'ct_table.py')
+RUN_STUDY = osp.join(REPO, 'tools', 'run_study.py')
 
 # The paper's protocol (section 4.1) and the authors' code
 PAPER_LR = 8e-5
@@ -224,7 +224,7 @@ TINY_MODEL = {
 }
 TINY_ITERS = 2
 TINY_BATCH = 2
-# Through the grid's --cfg-options passthrough (and so into every run).
+# Through the study's --cfg-options passthrough (and so into every run).
 GRID_OPTIONS = [f'train_cfg.max_iters={TINY_ITERS}',
                 f'train_dataloader.batch_size={TINY_BATCH}']
 SEED = 0
@@ -232,8 +232,7 @@ GRID_JOBS = 2
 
 
 def write_tiny_config(folder, name, data_root):
-    """``folder/<name>.py``: the real config + tiny widths and demo data
-    (same file name, so the grid's run folders carry the config name)."""
+    """``folder/<name>.py``: the real config + tiny widths and demo data."""
     model = copy.deepcopy(TINY_MODEL[name.split('_')[0]])
     model['data_preprocessor'] = dict(size=(64, 64))
     text = (f'_base_ = [{config_path(name)!r}]\n' +
@@ -247,17 +246,28 @@ def write_tiny_config(folder, name, data_root):
 
 @pytest.fixture(scope='module')
 def grid(tmp_path_factory, demo_data):
-    """The 9 tiny configs run once through tools/run_potsdam_grid.py."""
+    """The 9 tiny configs run once through tools/run_study.py, as the arms
+    of studies/potsdam_table1.yaml with the tiny configs in place of the
+    real ones."""
+    import yaml
     root = tmp_path_factory.mktemp('potsdam_grid')
     data_root = demo_data
+    with open(osp.join(REPO, 'studies', 'potsdam_table1.yaml')) as f:
+        spec = yaml.safe_load(f)
     configs = [write_tiny_config(str(root), n, data_root) for n in CONFIGS]
-    work_root = root / 'work'
+    assert [arm['name'] for arm in spec['arms']] == CONFIGS
+    for arm, config in zip(spec['arms'], configs):
+        arm['config'] = config
+    spec.update(seeds=[SEED], work_root=str(root / 'work'),
+                output=str(root / 'out'))
+    spec_file = root / 'potsdam_tiny.json'
+    spec_file.write_text(json.dumps(spec))
     # two runs at a time (each a train.py then a test.py process)
-    log = run([sys.executable, GRID, '--configs', *configs, '--seeds', SEED,
-               '--work-root', work_root, '--jobs', GRID_JOBS,
-               '--cfg-options', *GRID_OPTIONS], cwd=root, timeout=900)
-    return dict(root=root, work_root=str(work_root), configs=configs,
-                log=log)
+    log = run([sys.executable, RUN_STUDY, spec_file, '--jobs', GRID_JOBS,
+               '--paper', '--cfg-options', *GRID_OPTIONS], cwd=root,
+              timeout=900)
+    return dict(root=root, work_root=str(root / 'work'), configs=configs,
+                spec=str(spec_file), output=root / 'out', log=log)
 
 
 def run_folder(grid, name):
@@ -322,45 +332,45 @@ def test_ct_checkpoints_hold_the_baseline_plus_the_ct_head(grid, model):
 
 
 def test_grid_skips_finished_runs(grid):
-    log = run([sys.executable, GRID, '--configs', *grid['configs'],
-               '--seeds', SEED, '--work-root', grid['work_root'],
+    table = (grid['output'] / 'table.md').read_text()
+    log = run([sys.executable, RUN_STUDY, grid['spec'], '--paper',
                '--cfg-options', *GRID_OPTIONS], cwd=grid['root'])
     assert 'train.py' not in log and 'test.py' not in log
-    assert log.count(': trained (') == len(CONFIGS)
-    assert log.count(': tested (') == len(CONFIGS)
+    assert log.count('| finished earlier (') == len(CONFIGS)
+    # the same results, the same table
+    assert (grid['output'] / 'table.md').read_text() == table
 
 
 def test_table_from_the_grid_outputs(grid):
-    out_csv = grid['root'] / 'table.csv'
-    out_md = grid['root'] / 'table.md'
-    log = run([sys.executable, TABLE, '--work-root', grid['work_root'],
-               '--csv', out_csv, '--md', out_md, '--paper'], cwd=grid['root'])
-    assert 'Clutter excluded' in log
-    with open(out_csv) as f:
+    assert 'clutter excluded' in grid['log']
+    with open(grid['output'] / 'table.csv') as f:
         rows = list(csv.DictReader(f))
     ours = [r for r in rows if r['source'] == 'ours']
-    assert [r['config'] for r in ours] == CONFIGS  # the paper's row order
+    assert [r['arm'] for r in ours] == CONFIGS  # the spec's (paper's) order
     labels = {'dcswin': ('DCSwin', 'Swin'),
               'unetformer': ('UnetFormer', 'Swin'),
               'dcpoolformer': ('DCPoolFormer', 'PoolFormer')}
     losses = {None: '-', 'cl': 'CL', 'infonce': 'InfoNCE'}
     for row in ours:
-        name = row['config']
+        name = row['arm']
         assert (row['model'], row['backbone']) == labels[name.split('_')[0]]
-        assert row['contrastive_loss'] == losses[ct_mode(name)]
+        assert row['ct_loss'] == losses[ct_mode(name)]
         with open(osp.join(run_folder(grid, name), 'test',
                            'per_class_iou.json')) as f:
             iou = json.load(f)['iou']
         five = [iou[c] for c in POTSDAM_CLASSES if c != 'clutter']
         five = [v for v in five if v is not None]
-        assert float(row['miou_5cls_no_clutter']) == pytest.approx(
+        assert float(row['miou_mean']) == pytest.approx(
             sum(five) / len(five), abs=1e-6)
-        assert row['miou_5cls_no_clutter_std'] == ''  # one seed: n/a
+        assert row['miou_std'] == ''  # one seed: n/a
         assert row['num_seeds'] == '1'
+        # one seed per arm: a difference to the baseline, but no test
+        assert row['test'] == ('' if ct_mode(name) is None else 'none')
     # each of ours is followed by the paper's row of the same model and loss
     assert len(rows) == 2 * len(CONFIGS)
     for ours_row, paper_row in zip(rows[::2], rows[1::2]):
         assert paper_row['source'] == 'paper'
-        assert (paper_row['model'], paper_row['contrastive_loss']) == (
-            ours_row['model'], ours_row['contrastive_loss'])
-    assert out_md.read_text().count('| ours |') == len(CONFIGS)
+        assert (paper_row['model'], paper_row['ct_loss']) == (
+            ours_row['model'], ours_row['ct_loss'])
+    assert (grid['output'] / 'table.md').read_text().count(
+        '| ours |') == len(CONFIGS)

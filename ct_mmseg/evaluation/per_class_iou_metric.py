@@ -11,7 +11,7 @@ program can read. This subclass
 * returns ``mIoU_excl_<names>``: the mean IoU without ``mean_exclude``
   classes (the paper's Potsdam mIoU: Clutter excluded, GeoSeg's convention);
 * optionally writes everything, unrounded and as fractions, to
-  ``results_file`` (a JSON file; this is what ``tools/ct_table.py`` reads).
+  ``results_file`` (a JSON file; ``tools/run_study.py`` reads it).
 
 Everything else (the printed table, the summary keys and their rounding) is
 exactly MMSeg's.

@@ -37,7 +37,8 @@ data_preprocessor = dict(
 # without Clutter (the paper's / GeoSeg's mIoU) in the results. tools/test.py
 # writes them to a JSON file with
 #   --cfg-options test_evaluator.results_file=<path>.json
-# (tools/run_potsdam_grid.py does this; tools/ct_table.py reads it).
+# (tools/run_study.py sets results_file for each run and copies the values
+# into the run's result file).
 val_evaluator = dict(
     type='PerClassIoUMetric', iou_metrics=['mIoU'], mean_exclude=['clutter'])
 test_evaluator = val_evaluator

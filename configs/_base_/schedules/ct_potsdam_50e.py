@@ -14,7 +14,7 @@ _base_ = [
 # Batch: 32 images per optimizer step, as in the paper. The config default
 # is MMSeg's usual 8 GPUs x 4 images; train_dataloader.batch_size is PER
 # GPU. On N GPUs use batch_size = total_batch_size // N (tools/
-# run_potsdam_grid.py --gpus N does this), so the 50 epochs below stay 50
+# run_study.py --gpus N does this), so the 50 epochs below stay 50
 # epochs. auto_scale_lr records the batch the lr belongs to; enabling it
 # (auto_scale_lr.enable=True) rescales the lr linearly for another total
 # batch, but the iteration count stays the one computed here.
@@ -29,7 +29,7 @@ num_epochs = 50
 iters_per_epoch = -(-_base_.potsdam_num_train_crops // total_batch_size)
 max_iters = num_epochs * iters_per_epoch  # 5400
 # Validation (on the 14 test tiles, as the authors do) and checkpoints
-# every 10 epochs; the grid evaluates the FINAL checkpoint with tools/test.py.
+# every 10 epochs; the study evaluates the FINAL checkpoint with tools/test.py.
 val_interval = 10 * iters_per_epoch  # 1080
 
 train_dataloader = dict(batch_size=batch_size_per_gpu)
@@ -74,7 +74,7 @@ default_hooks = dict(
                     interval=val_interval, max_keep_ckpts=2, save_last=True),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'))
-randomness = dict(seed=0)  # the grid sets 0, 1, 2 (randomness.seed=<s>)
+randomness = dict(seed=0)  # the study sets 0, 1, 2 (randomness.seed=<s>)
 # ct_mmseg's decode heads and losses, and the per-class metric.
 custom_imports = dict(imports=['ct_mmseg', 'ct_mmseg.evaluation'],
                       allow_failed_imports=False)

@@ -1,0 +1,6 @@
+# UNetFormer + Contrastive Transformer, the paper's CL loss, on ISPRS
+# Vaihingen: the baseline + the CT fragment, with the CT options of
+# unetformer_ct_potsdam.py (the authors' code: hard clamp at 1.0, a random half
+# of the CL pairs; see docs/potsdam.md).
+_base_ = ['./unetformer_vaihingen.py', '../_base_/contrastive_transformer.py']
+ct_head = dict(loss_decode=dict(clip_mode='clamp', pair_selection='random'))
