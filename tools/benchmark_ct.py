@@ -170,7 +170,10 @@ def model_configs(cfg, ct_mode=None):
     if ct_cfg.get('ct_head') is None:  # a baseline config: use the fragment
         ct_cfg.ct_head = copy.deepcopy(Config.fromfile(FRAGMENT).ct_head)
     if ct_mode is not None:
-        ct_cfg.ct_head.setdefault('loss_decode', {})['mode'] = ct_mode
+        loss = ct_cfg.ct_head.setdefault('loss_decode', {})
+        loss['mode'] = ct_mode
+        if ct_mode != 'cl':  # a CL-only option of reproduction configs
+            loss.pop('pair_selection', None)
     add_ct_to_config(ct_cfg)
     return baseline, ct_cfg.model
 
