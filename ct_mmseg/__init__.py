@@ -7,6 +7,7 @@ heads and the soft CE / dice losses) in MMSeg's ``MODELS`` registry and
 on torch >= 2.6 with ``weights_only=True``.
 """
 from . import datasets  # noqa: F401  (registers DubaiAerialDataset)
+from . import adclr  # noqa: F401  (ADCLR pretraining: docs/adclr.md)
 from . import evaluation  # noqa: F401  (registers PerClassIoUMetric)
 from .checkpoint import register_checkpoint_loader
 from .models import (ContrastiveTransformerHead, CTEncoderDecoder,

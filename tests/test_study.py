@@ -549,3 +549,19 @@ def test_two_tiny_runs_through_mmseg_tools(demo_data, tmp_path, capsys,
     assert 'train.py' not in again and 'test.py' not in again
     assert again.count('| finished earlier (') == 2
     assert '| ct | UPer | Swin | CL | 1 (0) |' in again
+    # the mechanism report and the curves of the same two runs
+    import importlib.util
+    spec_ = importlib.util.spec_from_file_location(
+        'study_report', osp.join(REPO, 'tools', 'study_report.py'))
+    report_tool = importlib.util.module_from_spec(spec_)
+    spec_.loader.exec_module(report_tool)
+    assert report_tool.main([spec, '--num-images', '1']) == 0
+    with open(out / 'mechanism.csv') as f:
+        rows = {r['arm']: r for r in csv.DictReader(f)}
+    assert set(rows) == {'base', 'ct'}
+    assert rows['base']['ct/over_clip'] == ''  # no CT, nothing logged
+    assert 0.0 <= float(rows['ct']['ct/over_clip']) <= 1.0
+    assert -1 <= float(rows['ct']['s0_intra']) <= 1
+    assert (out / 'val_curves.png').stat().st_size > 0
+    assert '| ct | 1 |' in (out / 'mechanism.md').read_text()
+
