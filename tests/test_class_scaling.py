@@ -252,3 +252,21 @@ def test_clip_records_whether_the_total_was_over(total, over):
     sum(clipped).backward()
     # clamp above the clip: no gradient at all
     assert stage.grad.item() == (0.0 if over else 2.0)
+
+
+def test_weight_warm_up_follows_the_training_iteration():
+    from mmengine.logging import MessageHub
+    head = build_head(6, 'cl', 50, clip_value=None, loss_weight=2.0,
+                      warmup_iters=4)
+    hub = MessageHub.get_current_instance()
+    stage = torch.tensor(0.3)
+    try:
+        # iteration i (0-based) weighs loss_weight * (i + 1) / warmup_iters
+        for step, weight in ((0, 0.5), (1, 1.0), (3, 2.0), (10, 2.0)):
+            hub.update_info('iter', step)
+            got = head.loss_decode.clip([stage])[0]
+            assert got.item() == pytest.approx(0.3 * weight)
+    finally:
+        hub.update_info('iter', None)
+    # outside a training loop: the full weight
+    assert head.loss_decode.clip([stage])[0].item() == pytest.approx(0.6)

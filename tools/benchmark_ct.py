@@ -672,13 +672,17 @@ def sweep(args):
                 ).to(device).train()
                 step = head_step(head, feats, samples)
                 step()  # warm-up
-                times = [timed(step, device)[0] for _ in range(args.repeats)]
+                walls, cpus = zip(*[timed(step, device)
+                                    for _ in range(args.repeats)])
                 peak = head_peak_bytes(step, device)
-                row = dict(variant=variant, loss=mode,
+                row = dict(variant=variant, loss=mode, device=device.type,
                            dataset_classes=num_classes, img_size=size,
                            batch_size=args.batch_size, classes_present=k,
                            num_samples=num_samples or 'all',
-                           fwd_bwd_ms=median_ms(times),
+                           fwd_bwd_ms=median_ms(walls),
+                           # process CPU time: on a shared CPU the steadier
+                           # figure (wall time includes waiting for a core)
+                           fwd_bwd_cpu_ms=median_ms(cpus),
                            peak_mb=round(peak / 2**20, 1),
                            feature_mb=round(feature_bytes / 2**20, 1),
                            # the features' gradient is part of the peak; in
@@ -795,9 +799,12 @@ def sweep_ratios(rows):
     out = []
 
     def add(what, which, num, den, size, k):
+        # CPU: process CPU time, steadier than wall time on a shared machine
+        key = 'fwd_bwd_cpu_ms' if 'cpu' in str(num.get('device', 'cpu')) \
+            else 'fwd_bwd_ms'
         out.append(dict(
             what=what, which=which, img_size=size, classes_present=k,
-            time_ratio=round(num['fwd_bwd_ms'] / den['fwd_bwd_ms'], 3),
+            time_ratio=round(num[key] / den[key], 3),
             memory_ratio=round(num['peak_mb'] / max(den['peak_mb'], 1e-9),
                                3)))
     for (loss, K, size, k), row in sorted(index.items()):

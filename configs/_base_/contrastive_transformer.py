@@ -55,4 +55,5 @@ ct_head = dict(
         clip_value=1.0,  # the paper clips the contrastive loss at 1.0
         clip_mode='scale',  # 'scale' keeps a gradient; 'clamp' = authors
         loss_weight=1.0,
+        warmup_iters=0,  # > 0: ramp the weight from 0 over these iterations
         loss_name='loss_ct'))

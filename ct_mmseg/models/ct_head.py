@@ -12,6 +12,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, SampleList
 from torch import Tensor
 
+from .training_state import training_iteration
 from ..core import (check_labels, classes_present, compact_labels,
                     patch_masks, positive_counts, sample_candidates)
 
@@ -207,7 +208,7 @@ class ContrastiveTransformerHead(BaseDecodeHead):
         if self._generator is None or self._generator.device != device:
             self._generator = torch.Generator(device=device)
             self._generator.manual_seed(self.seed)
-        step = _training_iteration()
+        step = training_iteration()
         if step is not None:
             self._generator.manual_seed(_mix_seed(self.seed, step, get_rank()))
         return self._generator
@@ -373,12 +374,6 @@ def _probe_gradients(feat: Tensor, norms: Tensor) -> Tensor:
 
     handle = feat.register_hook(record_rest)
     return _GradientProbe.apply(feat, state)
-
-
-def _training_iteration() -> Optional[int]:
-    """The current MMEngine training iteration, or None outside a loop."""
-    step = MessageHub.get_current_instance().get_info('iter')
-    return step if isinstance(step, int) else None
 
 
 def _mix_seed(seed: int, step: int, rank: int) -> int:

@@ -5,6 +5,7 @@ import torch
 import torch.nn as nn
 from mmseg.registry import MODELS
 
+from .training_state import training_iteration
 from ..core import PAIR_SELECTIONS, cl_class_losses, infonce_class_losses
 from ..core.losses import CL_FORMS, ClassLosses
 
@@ -50,6 +51,11 @@ class PatchContrastLoss(nn.Module):
             authors' hard clamp: above the clip the loss is the constant
             ``clip_value`` and its gradient is exactly zero.
         loss_weight (float): multiplies the clipped loss. Default 1.0.
+        warmup_iters (int): ramp the weight linearly from 0 to
+            ``loss_weight`` over the first ``warmup_iters`` training
+            iterations (MMEngine's iteration, so a resumed run continues the
+            ramp). Default 0: no warm-up (the paper has none). Outside a
+            training loop the full weight applies.
         loss_name (str): log name prefix; must start with 'loss_' so MMEngine
             adds it to the total. Default 'loss_ct'.
     """
@@ -67,6 +73,7 @@ class PatchContrastLoss(nn.Module):
                  clip_value: Optional[float] = 1.0,
                  clip_mode: str = 'scale',
                  loss_weight: float = 1.0,
+                 warmup_iters: int = 0,
                  loss_name: str = 'loss_ct'):
         super().__init__()
         _check_choice('mode', mode, LOSS_MODES)
@@ -112,6 +119,7 @@ class PatchContrastLoss(nn.Module):
         self.clip_value = clip_value
         self.clip_mode = clip_mode
         self.loss_weight = float(loss_weight)
+        self.warmup_iters = _at_least('warmup_iters', warmup_iters, 0)
         self._loss_name = loss_name
         # bool scalar of the last clip() call: the total exceeded clip_value
         # (with clip_mode='clamp': CT's gradient was zero). Read by the hook.
@@ -163,8 +171,9 @@ class PatchContrastLoss(nn.Module):
         Returns:
             list[Tensor]: scalars, same length.
         """
+        weight = self.current_weight()
         if self.clip_value is None:
-            return [loss * self.loss_weight for loss in stage_losses]
+            return [loss * weight for loss in stage_losses]
         total = torch.stack(stage_losses).sum().detach()
         over = total > self.clip_value
         self.last_over_clip = over
@@ -176,8 +185,15 @@ class PatchContrastLoss(nn.Module):
             else:  # clamp: constant value above the clip, zero gradient
                 loss = torch.where(over, loss * 0 + loss.detach() * scale,
                                    loss)
-            clipped.append(loss * self.loss_weight)
+            clipped.append(loss * weight)
         return clipped
+
+    def current_weight(self) -> float:
+        """``loss_weight``, ramped up over ``warmup_iters`` iterations."""
+        step = training_iteration() if self.warmup_iters else None
+        if step is None:
+            return self.loss_weight
+        return self.loss_weight * min(1.0, (step + 1) / self.warmup_iters)
 
 
 def _check_choice(key, value, choices):
