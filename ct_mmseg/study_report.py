@@ -179,3 +179,58 @@ def plot_val_curves(curves: Dict[str, List[tuple]], path: str,
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def final_val(result: dict, metric: str = 'mIoU') -> Optional[float]:
+    """The metric at the last validation of a run (percent, as logged)."""
+    records = [r for r in result.get('val', []) if metric in r]
+    return records[-1][metric] if records else None
+
+
+def val_comparisons(results: Dict[str, Dict[int, dict]], reference: str,
+                    metric: str = 'mIoU') -> List[dict]:
+    """Every arm's final validation metric against ``reference``'s.
+
+    Each arm is paired with the reference on the seeds both have (same data
+    order and initialisation), so the test is always the paired t-test of
+    :func:`ct_mmseg.study.compare`; this is the evidence on which an option
+    may become a default (the test split is never used for that).
+    """
+    from .study import compare
+    ref = {s: final_val(r, metric) for s, r in results[reference].items()}
+    rows = []
+    for arm, runs in results.items():
+        values = {s: final_val(r, metric) for s, r in runs.items()}
+        values = {s: v for s, v in values.items() if v is not None}
+        mean, std, n = mean_std(list(values.values()))
+        row = OrderedDict(arm=arm, n=n, mean=mean, std=std)
+        common = sorted(set(values) & {s for s, v in ref.items()
+                                       if v is not None})
+        if arm != reference and len(common) >= 2:
+            c = compare({s: values[s] for s in common},
+                        {s: ref[s] for s in common})
+            row.update(seeds=common, diff=c.diff, low=c.low, high=c.high,
+                       p=c.p, test=c.test)
+        rows.append(row)
+    return rows
+
+
+def val_markdown(rows: List[dict], reference: str, metric: str = 'mIoU'
+                 ) -> str:
+    def num(v, sign=False):
+        return '—' if v is None else (f'{v:+.2f}' if sign else f'{v:.2f}')
+    lines = [f'| arm | n | final val {metric} (mean ± sd) | seeds paired | '
+             f'diff vs {reference} | 95 % CI | p (paired t) |',
+             '|---|---|---|---|---|---|---|']
+    for r in rows:
+        value = num(r['mean']) + (f" ± {r['std']:.2f}" if r['std'] is not None
+                                  else '')
+        if 'diff' in r:
+            lines.append(
+                f"| {r['arm']} | {r['n']} | {value} | "
+                f"{','.join(map(str, r['seeds']))} | {num(r['diff'], True)} | "
+                f"[{num(r['low'], True)}, {num(r['high'], True)}] | "
+                f"{'—' if r['p'] is None else format(r['p'], '.3f')} |")
+        else:
+            lines.append(f"| {r['arm']} | {r['n']} | {value} | | | | |")
+    return '\n'.join(lines) + '\n'

@@ -53,3 +53,28 @@ def test_val_curves_mean_min_max_per_step(tmp_path):
     out = tmp_path / 'curves.png'
     report.plot_val_curves(curves, str(out))
     assert out.stat().st_size > 0
+
+
+def test_val_comparison_pairs_common_seeds_by_hand():
+    def run(*vals):
+        return {'val': [{'step': 10 * (i + 1), 'mIoU': v}
+                        for i, v in enumerate(vals)]}
+    results = {
+        'base': {0: run(1.0, 30.0), 1: run(2.0, 32.0), 2: run(3.0, 31.0),
+                 3: run(0.0, 29.0)},
+        'opt': {0: run(9.0, 31.0), 1: run(9.0, 34.0), 2: run(9.0, 34.0)},
+    }
+    rows = {r['arm']: r for r in report.val_comparisons(results, 'base')}
+    opt = rows['opt']
+    # final values: opt 31, 34, 34 vs base 30, 32, 31 on seeds 0-2 (seed 3 of
+    # base has no partner): d = 1, 2, 3; mean 2, sd 1, se 1/sqrt(3);
+    # t = 2 * sqrt(3) = 3.464, df 2; t_.975,2 = 4.303 -> CI 2 -+ 2.484
+    assert opt['seeds'] == [0, 1, 2] and opt['test'] == 'paired'
+    assert opt['diff'] == pytest.approx(2.0)
+    assert opt['low'] == pytest.approx(2 - 4.302653 / math.sqrt(3), abs=1e-4)
+    # two-sided p of t = 2 sqrt(3) with 2 df: 1 - t / sqrt(t^2 + 2) = 1 -
+    # sqrt(12 / 14) (closed form of the t CDF for 2 df)
+    assert opt['p'] == pytest.approx(1 - math.sqrt(12 / 14), abs=1e-6)
+    assert 'diff' not in rows['base']
+    text = report.val_markdown(list(rows.values()), 'base')
+    assert '| opt | 3 | 33.00 ± 1.73 | 0,1,2 | +2.00 |' in text

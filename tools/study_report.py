@@ -34,6 +34,10 @@ def parse_args(argv=None):
     parser.add_argument('--no-cosines', action='store_true',
                         help='skip the token cosines (no model is loaded)')
     parser.add_argument('--work-root', default=None)
+    parser.add_argument('--val-reference', nargs='*', default=None,
+                        help='arms to compare every arm with on the final '
+                        'validation mIoU, paired on common seeds (default: '
+                        'the baseline arms of the study)')
     return parser.parse_args(argv)
 
 
@@ -94,6 +98,19 @@ def main(argv=None):
     with open(osp.join(out, 'mechanism.md'), 'w') as f:
         f.write(text)
     print(text)
+    references = args.val_reference
+    if references is None:
+        references = [a.name for a in study.arms if not a.baseline]
+    val_text = ''
+    for reference in references:
+        if results.get(reference):
+            val_text += (f'\nFinal validation mIoU against {reference}, '
+                         'paired on common seeds:\n\n' + report.val_markdown(
+                             report.val_comparisons(results, reference),
+                             reference))
+    with open(osp.join(out, 'validation.md'), 'w') as f:
+        f.write(val_text)
+    print(val_text)
     report.plot_val_curves(report.val_curves(results),
                            osp.join(out, 'val_curves.png'),
                            title=f'{study.name}: val mIoU (mean over seeds, '
