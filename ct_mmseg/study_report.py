@@ -209,7 +209,7 @@ def val_comparisons(results: Dict[str, Dict[int, dict]], reference: str,
         if arm != reference and len(common) >= 2:
             c = compare({s: values[s] for s in common},
                         {s: ref[s] for s in common})
-            row.update(seeds=common, diff=c.diff, low=c.low, high=c.high,
+            row.update(seeds=common, diff=c.diff, low=c.ci_low, high=c.ci_high,
                        p=c.p, test=c.test)
         rows.append(row)
     return rows
