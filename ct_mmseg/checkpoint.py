@@ -29,8 +29,10 @@ def mmengine_safe_globals() -> list:
     except ImportError:  # pragma: no cover - older numpy
         from numpy.core.multiarray import _reconstruct, scalar
     allowed += [_reconstruct, scalar]
-    allowed += [getattr(np.dtypes, name) for name in dir(np.dtypes)
-                if name.endswith('DType')]
+    dtypes = getattr(np, 'dtypes', None)  # numpy >= 1.25
+    if dtypes is not None:
+        allowed += [getattr(dtypes, name) for name in dir(dtypes)
+                    if name.endswith('DType')]
     return allowed
 
 
@@ -44,7 +46,23 @@ def load_from_local_weights_only(filename, map_location=None):
                           weights_only=True)
 
 
+def weights_only_needs_allow_list() -> bool:
+    """True on torch >= 2.6 (``weights_only=True`` by default, and the
+    scoped ``safe_globals`` it needs exists). Older torch loads MMEngine's
+    checkpoints with its default full unpickler, so nothing is changed."""
+    return hasattr(torch.serialization, 'safe_globals') and \
+        _torch_at_least(2, 6)
+
+
+def _torch_at_least(major: int, minor: int) -> bool:
+    version = torch.__version__.split('+')[0].split('.')
+    return (int(version[0]), int(version[1])) >= (major, minor)
+
+
 def register_checkpoint_loader() -> None:
-    """Install :func:`load_from_local_weights_only` for plain file paths."""
+    """Install :func:`load_from_local_weights_only` for plain file paths
+    (torch >= 2.6 only; see :func:`weights_only_needs_allow_list`)."""
+    if not weights_only_needs_allow_list():
+        return
     CheckpointLoader.register_scheme(
         prefixes='', loader=load_from_local_weights_only, force=True)

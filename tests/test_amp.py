@@ -17,6 +17,7 @@ fp16 (MMEngine's CPU autocast accepts bf16 only, and its ``GradScaler`` is
 ``torch.cuda.amp``'s, which disables itself without CUDA), and CUDA kernels'
 own fp16/bf16 numerics.
 """
+import contextlib
 import copy
 import os.path as osp
 
@@ -33,6 +34,32 @@ from conftest import make_samples
 from test_head import blocky_gt, build_head, features
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def _cpu_autocast_takes_fp16() -> bool:
+    """torch < 2.4 refuses float16 in CPU autocast ("AutocastCPU only
+    support Bfloat16"), even with enabled=False."""
+    try:
+        with torch.autocast('cpu', dtype=torch.float16):
+            pass
+    except RuntimeError:
+        return False
+    return True
+
+
+# CPU fp16 autocast and torch.amp.GradScaler('cpu') (torch >= 2.3) are what
+# the fp16 cases need; the oldest supported torch (2.1) has neither.
+CPU_FP16 = _cpu_autocast_takes_fp16() and hasattr(torch.amp, 'GradScaler')
+needs_cpu_fp16 = pytest.mark.skipif(
+    not CPU_FP16, reason=f'torch {torch.__version__}: no float16 CPU autocast '
+    'or CPU GradScaler')
+
+
+def grad_scaler(enabled: bool):
+    if hasattr(torch.amp, 'GradScaler'):
+        return torch.amp.GradScaler('cpu', enabled=enabled)
+    assert not enabled, 'CPU loss scaling needs torch.amp.GradScaler'
+    return torch.cuda.amp.GradScaler(enabled=False)  # a no-op
 CT_DEMO = osp.join(REPO, 'configs', 'ct', 'demo',
                    'swin-tiny_upernet_ct_potsdam-demo.py')
 SIZE = 64
@@ -95,15 +122,16 @@ def watch_dtypes(model):
     return seen
 
 
-@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16],
-                         ids=['bf16', 'fp16'])
+@pytest.mark.parametrize('dtype', [
+    torch.bfloat16, pytest.param(torch.float16, marks=needs_cpu_fp16)],
+    ids=['bf16', 'fp16'])
 def test_autocast_training_steps_stay_finite(dtype):
     model = tiny_ct_model()
     seen = watch_dtypes(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     # fp16 needs loss scaling; the scaler skips a step whose gradients hold
     # inf/NaN, so "the weights changed" below also proves finite gradients
-    scaler = torch.amp.GradScaler('cpu', enabled=dtype == torch.float16)
+    scaler = grad_scaler(enabled=dtype == torch.float16)
     inputs, samples = batch()
     for step in range(3):
         before = [p.detach().clone() for p in model.parameters()]
@@ -167,7 +195,9 @@ def test_amp_optim_wrapper_bf16_train_step(monkeypatch):
     assert not isinstance(OptimWrapper(optimizer=optimizer), AmpOptimWrapper)
 
 
-@pytest.mark.parametrize('autocast', [False, True], ids=['plain', 'autocast'])
+@pytest.mark.parametrize('autocast', [
+    False, pytest.param(True, marks=needs_cpu_fp16)],
+    ids=['plain', 'autocast'])
 def test_fp16_features_near_the_fp16_limit_give_fp32_losses(autocast):
     """The CT math runs in fp32 whatever the features' precision.
 
@@ -191,7 +221,8 @@ def test_fp16_features_near_the_fp16_limit_give_fp32_losses(autocast):
         seen.extend(t.dtype for t in (a[0], a[2])) or hook(head.loss_decode,
                                                            *a))
     head._generator = None  # the same draws as for the reference
-    with torch.autocast('cpu', dtype=torch.float16, enabled=autocast):
+    with torch.autocast('cpu', dtype=torch.float16) if autocast else \
+            contextlib.nullcontext():
         losses = head.loss(half, make_samples(gt), None)
     assert seen and set(seen) == {torch.float32}
     for name, value in losses.items():

@@ -187,37 +187,54 @@ def test_embedding_plots_and_similarity_table(trained, tmp_path):
     assert f"| {row['cls']} | {row['n']} | {float(row['intra']):.3f} |" in md
 
 
-def test_tsne_calibrates_perplexity_and_separates_clusters():
-    tool = load_tool('plot_embeddings')
-    gen = torch.Generator().manual_seed(0)
+def clusters(points_per_cluster=30, seed=0):
+    gen = torch.Generator().manual_seed(seed)
     centres = torch.randn(3, 16, generator=gen) * 10
-    labels = torch.arange(3).repeat_interleave(30)
-    x = centres[labels] + torch.randn(90, 16, generator=gen)
-    # each row's conditional distribution has entropy log(perplexity)
-    p = tool.conditional_probabilities(torch.cdist(x, x).double() ** 2, 10.0)
-    entropy = -(p * torch.log(p.clamp_min(1e-300))).sum(1)
-    assert torch.allclose(entropy, torch.full_like(entropy, math.log(10.0)),
-                          atol=1e-4)
-    assert torch.allclose(p.sum(1), torch.ones(90, dtype=p.dtype))
-    assert float(p.diagonal().abs().max()) == 0
-    # the closed-form gradient is the gradient of KL(P || Q)
-    pj = ((p + p.t()) / (2 * len(p))).clamp_min(1e-12)
-    y = torch.randn(90, 2, generator=gen, dtype=torch.float64,
-                    requires_grad=True)
-    off = ~torch.eye(90, dtype=torch.bool)
-    num = 1 / (1 + ((y[:, None] - y[None]) ** 2).sum(-1))
-    q = num[off] / num[off].sum()
-    kl = (pj[off] * torch.log(pj[off] / q)).sum()
-    kl.backward()
-    assert torch.allclose(tool.kl_gradient(pj, y.detach()), y.grad,
-                          rtol=1e-6, atol=1e-10)
-    # well-separated clusters stay separated in 2-D: every point's nearest
-    # neighbour is of its own cluster
-    y = tool.tsne(x, perplexity=10.0)
+    labels = torch.arange(3).repeat_interleave(points_per_cluster)
+    return centres[labels] + torch.randn(len(labels), 16, generator=gen), \
+        labels
+
+
+def test_tsne_separates_clusters_and_is_seeded():
+    """The tool's t-SNE is scikit-learn's: well-separated clusters stay
+    separated, and a seed gives one layout."""
+    tool = load_tool('plot_embeddings')
+    x, labels = clusters()
+    y = tool.embed_2d(x, 'tsne', perplexity=10.0, iterations=300, seed=0)
+    assert y.shape == (90, 2) and y.dtype == torch.float32
+    d = torch.cdist(y, y).fill_diagonal_(math.inf)
+    assert torch.equal(labels[d.argmin(1)], labels)  # nearest: own cluster
+    assert torch.equal(y, tool.embed_2d(x, 'tsne', perplexity=10.0,
+                                        iterations=300, seed=0))
+    # perplexity above what 6 points allow is lowered, not an error
+    assert tool.tsne(x[:6], perplexity=30.0, iterations=250).shape == (6, 2)
+
+
+def test_pca_is_the_principal_projection():
+    tool = load_tool('plot_embeddings')
+    x, _ = clusters()
+    y = tool.embed_2d(x, 'pca').double()
+    centred = (x - x.mean(0)).double()
+    _, _, vh = torch.linalg.svd(centred, full_matrices=False)
+    expected = centred @ vh[:2].t()
+    # the same axes up to each axis' sign
+    assert torch.allclose(y.abs(), expected.abs(), atol=1e-3)
+    # fewer rows / features than 2: zero-padded, no error
+    assert tool.pca(x[:1]).tolist() == [[0.0, 0.0]]
+    assert tool.pca(x[:, :1]).shape == (90, 2)
+
+
+def test_umap_is_optional_and_says_how_to_get_it(monkeypatch):
+    tool = load_tool('plot_embeddings')
+    x, labels = clusters()
+    with monkeypatch.context() as patch:
+        patch.setitem(sys.modules, 'umap', None)  # as if not installed
+        with pytest.raises(ImportError, match=r'ct_mmseg\[umap\]'):
+            tool.embed_2d(x, 'umap')
+    pytest.importorskip('umap')
+    y = tool.embed_2d(x, 'umap', seed=0)
     d = torch.cdist(y, y).fill_diagonal_(math.inf)
     assert torch.equal(labels[d.argmin(1)], labels)
-    # no randomness: the same input gives the same layout
-    assert torch.equal(y, tool.tsne(x, perplexity=10.0))
 
 
 # --------------------------------------------------------------------------- #

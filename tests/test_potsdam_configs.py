@@ -145,11 +145,16 @@ def test_ct_configs_differ_from_baseline_only_in_ct_keys(model):
         loss = ct['ct_head']['loss_decode']
         assert loss['mode'] == VARIANTS[variant]
         assert loss['clip_mode'] == 'clamp'  # the authors' clamp
-    # and the two CT variants differ only in the loss mode
+        # the authors' CL keeps a random half of its pairs (their sort runs
+        # over a size-1 dimension); their InfoNCE keeps the hardest half
+        assert loss['pair_selection'] == ('random' if variant == '_ct'
+                                          else 'hardest')
+    # and the two CT variants differ only in the loss mode and the CL pair
+    # selection
     cl = load(f'{model}_ct_potsdam').to_dict()
     nce = load(f'{model}_ct-infonce_potsdam').to_dict()
-    nce['ct_head']['loss_decode']['mode'] = cl['ct_head']['loss_decode'][
-        'mode']
+    for key in ('mode', 'pair_selection'):
+        nce['ct_head']['loss_decode'][key] = cl['ct_head']['loss_decode'][key]
     assert nce == cl
 
 

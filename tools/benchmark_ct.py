@@ -335,7 +335,9 @@ def synchronize(device):
 def make_train_step(model, optimizer, inputs, samples, amp_dtype, device):
     scaler = None
     if amp_dtype == torch.float16:
-        scaler = torch.amp.GradScaler(device.type)
+        # torch.amp.GradScaler is torch >= 2.3; older torch has the CUDA one
+        scaler = torch.amp.GradScaler(device.type) if hasattr(
+            torch.amp, 'GradScaler') else torch.cuda.amp.GradScaler()
 
     def step():
         optimizer.zero_grad(set_to_none=True)

@@ -36,21 +36,16 @@ baseline and its CT run) this tool
   at inference (the projection heads are dropped), so use it to compare
   absolute numbers between the two.
 
-**Why t-SNE, and why our own.** The question is whether tokens of one class
-form tight groups apart from the others, a question about neighbourhoods:
-t-SNE keeps neighbourhoods, while PCA (``--method pca``) shows only the two
-directions of largest variance and can hide separated groups. UMAP would do
-too but is not a dependency of the stack, and neither is scikit-learn (the
-environment pinned in ``tools/constraints.txt`` has neither; nothing is added
-for a plot). So :func:`tsne` is a small exact t-SNE (van der Maaten & Hinton,
-2008; the optimiser settings of scikit-learn's ``TSNE(method='exact')``) in
-PyTorch. Exact t-SNE costs O(n^2) memory and time, which the per-class bound
-keeps small (default 200 per class: at most 1200 points for Potsdam's six
-classes, 10-40 s per panel on a busy 2-core CPU; lower ``--max-per-class``
-or ``--iterations`` for a quicker look).
-It has no random part at all: PCA initialisation with a fixed sign convention,
-so the same tokens always give the same picture. t-SNE distances between
-groups and group sizes carry no meaning; read the cosine table for numbers.
+**Why t-SNE.** The question is whether tokens of one class form tight
+groups apart from the others, a question about neighbourhoods: t-SNE keeps
+neighbourhoods, while PCA (``--method pca``) shows only the two directions of
+largest variance and can hide separated groups. Both are scikit-learn's;
+``--method umap`` uses umap-learn (optional: ``pip install
+'ct_mmseg[umap]'``). The per-class bound keeps the number of points small
+(default 200 per class: at most 1200 points for Potsdam's six classes).
+Every method is seeded with ``--seed``, so the same tokens give the same
+picture. t-SNE distances between groups and group sizes carry no meaning;
+read the cosine table for numbers.
 
 Example (baseline vs CT on the demo)::
 
@@ -407,133 +402,82 @@ def write_tables(rows: List[dict], out_dir: str) -> str:
 # 2-D maps
 # --------------------------------------------------------------------------- #
 def pca(x: torch.Tensor, dim: int = 2) -> torch.Tensor:
-    """Project the rows of ``x`` on their ``dim`` principal axes.
-
-    The sign of each axis is fixed (its largest loading is positive), so the
-    result does not depend on the SVD routine's sign choice.
-    """
-    x = x.double() - x.double().mean(0, keepdim=True)
-    if x.shape[0] < 2:
-        return torch.zeros(x.shape[0], dim, dtype=torch.float64)
-    _, _, vh = torch.linalg.svd(x, full_matrices=False)
-    axes = vh[:dim]
-    signs = torch.sign(axes.gather(1, axes.abs().argmax(1, keepdim=True)))
-    out = x @ (axes * signs).t()
-    if out.shape[1] < dim:  # fewer features than dim
-        out = F.pad(out, (0, dim - out.shape[1]))
+    """Project the rows of ``x`` on their ``dim`` principal axes
+    (scikit-learn's PCA, whose sign convention makes the result
+    deterministic); zero columns pad the result when ``x`` has fewer rows or
+    features than ``dim``."""
+    from sklearn.decomposition import PCA
+    n, features = x.shape
+    out = torch.zeros(n, dim, dtype=torch.float64)
+    components = min(dim, n, features)
+    if n >= 2 and components >= 1:
+        out[:, :components] = torch.from_numpy(
+            PCA(n_components=components, svd_solver='full').fit_transform(
+                x.double().numpy()))
     return out
 
 
-def conditional_probabilities(sq_dist: torch.Tensor, perplexity: float,
-                              tol: float = 1e-5, steps: int = 100
-                              ) -> torch.Tensor:
-    """t-SNE's p_{j|i}: one Gaussian per row, its width set by bisection so
-    that the row's entropy (in nats) is ``log(perplexity)``.
-
-    All rows are searched at once (vectorised bisection on the precision
-    beta = 1 / (2 sigma^2)).
-    """
-    n = sq_dist.shape[0]
-    target = math.log(perplexity)
-    d = sq_dist.clone()
-    d.fill_diagonal_(0)
-    beta = torch.ones(n, dtype=d.dtype)
-    lo = torch.zeros(n, dtype=d.dtype)
-    hi = torch.full((n,), math.inf, dtype=d.dtype)
-    off_diag = ~torch.eye(n, dtype=torch.bool)
-    for _ in range(steps):
-        # subtract each row's smallest distance: same P, no underflow
-        shift = torch.where(off_diag, d, torch.full_like(d, math.inf)).min(1)
-        logits = -(d - shift.values.unsqueeze(1)) * beta.unsqueeze(1)
-        logits = torch.where(off_diag, logits, torch.full_like(d, -math.inf))
-        p = torch.softmax(logits, dim=1)
-        entropy = -(p * torch.log(p.clamp_min(1e-300))).sum(1)
-        if bool(((entropy - target).abs() < tol).all()):
-            break
-        too_flat = entropy > target  # too wide: raise beta
-        lo = torch.where(too_flat, beta, lo)
-        hi = torch.where(too_flat, hi, beta)
-        # doubling until bracketed; the cap keeps d * beta finite when a
-        # row's distances are all equal (duplicate tokens)
-        beta = torch.where(torch.isinf(hi), beta * 2,
-                           (lo + hi) / 2).clamp(max=1e100)
-    return p
-
-
-def kl_gradient(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Gradient of t-SNE's KL(P || Q) with respect to the layout ``y``.
-
-    ``grad_i = 4 sum_j (p_ij - q_ij) (y_i - y_j) / (1 + |y_i - y_j|^2)`` with
-    ``q_ij`` the normalised Student-t kernel; ``p`` may be exaggerated (then
-    it is the gradient of the exaggerated objective, as in t-SNE's first
-    phase). Computed in place: the loop is memory-bound on (n, n) matrices.
-    """
-    sq = (y * y).sum(1)
-    num = torch.addmm(sq[:, None] + sq[None], y, y.t(), alpha=-2)
-    num.clamp_(min=0).add_(1).reciprocal_()  # 1 / (1 + |y_i - y_j|^2)
-    num.fill_diagonal_(0)
-    # (p_ij - q_ij) * num_ij with q = num / sum(num)
-    w = p * num
-    w.addcmul_(num, num, value=-1.0 / float(num.sum()))
-    return 4.0 * (w.sum(1, keepdim=True) * y - w @ y)
-
-
 def tsne(x: torch.Tensor, perplexity: float = 30.0, iterations: int = 1000,
-         dim: int = 2) -> torch.Tensor:
-    """Exact t-SNE of the rows of ``x`` (no randomness: PCA initialisation).
-
-    Settings of scikit-learn's exact TSNE: early exaggeration 12 for 250
-    iterations with momentum 0.5, then momentum 0.8; learning rate
-    ``max(n / 12 / 4, 50)`` ("auto"); per-parameter gains (delta-bar-delta,
-    +0.2 / x0.8, at least 0.01); initial layout the PCA projection scaled to
-    a standard deviation of 1e-4. Distances are Euclidean between the given
-    rows (for unit rows, a monotone function of the cosine).
+         dim: int = 2, seed: int = 0) -> torch.Tensor:
+    """scikit-learn's t-SNE of the rows of ``x`` (PCA initialisation,
+    learning rate 'auto', Barnes-Hut), seeded so the same tokens give the
+    same picture.
 
     Args:
         x (Tensor): (n, D).
         perplexity (float): effective neighbours; lowered to (n - 1) / 3 for
             few points, as t-SNE needs perplexity < n.
-        iterations (int): gradient steps.
+        iterations (int): gradient steps (scikit-learn needs >= 250).
+        seed (int): ``random_state``.
 
     Returns:
-        Tensor: (n, dim).
+        Tensor: (n, dim), float64.
     """
+    import inspect
+
+    from sklearn.manifold import TSNE
     n = x.shape[0]
     if n < 4:  # too few points for neighbourhoods: fall back to PCA
         return pca(x, dim)
-    x = x.double()
-    perplexity = min(perplexity, (n - 1) / 3)
-    sq = torch.cdist(x, x).pow(2)
-    p = conditional_probabilities(sq, perplexity)
-    p = (p + p.t()) / (2 * n)
-    p = p.clamp_min(1e-12)
-    y = pca(x, dim)
-    y = y / y[:, 0].std().clamp_min(1e-12) * 1e-4
-    lr = max(n / 12.0 / 4.0, 50.0)
-    # float32 for the loop: it is memory-bound on (n, n) matrices, and the
-    # embedding does not need float64 once P is computed
-    p, y = p.float(), y.float()
-    update = torch.zeros_like(y)
-    gains = torch.ones_like(y)
-    p_early = p * 12.0  # early exaggeration
-    for it in range(iterations):
-        early = it < 250
-        grad = kl_gradient(p_early if early else p, y)
-        momentum = 0.5 if early else 0.8
-        same_sign = (update * grad) < 0  # the step follows the gradient
-        gains = torch.where(same_sign, gains + 0.2,
-                            gains * 0.8).clamp_min(0.01)
-        update = momentum * update - lr * gains * grad
-        y = y + update
-    return y - y.mean(0, keepdim=True)
+    # scikit-learn 1.5 renamed n_iter to max_iter (and 1.7 dropped n_iter)
+    steps_key = 'max_iter' if 'max_iter' in inspect.signature(
+        TSNE).parameters else 'n_iter'
+    model = TSNE(n_components=dim, perplexity=min(perplexity, (n - 1) / 3),
+                 init='pca', learning_rate='auto', random_state=seed,
+                 **{steps_key: max(int(iterations), 250)})
+    return torch.from_numpy(model.fit_transform(x.double().numpy()))
+
+
+def umap_2d(x: torch.Tensor, neighbours: int = 15, seed: int = 0
+            ) -> torch.Tensor:
+    """UMAP of the rows of ``x`` (needs ``pip install umap-learn``)."""
+    try:
+        import umap
+    except ImportError as error:
+        raise ImportError(
+            "--method umap needs umap-learn: pip install 'ct_mmseg[umap]' "
+            '(or umap-learn)') from error
+    n = x.shape[0]
+    if n < 4:
+        return pca(x, 2)
+    model = umap.UMAP(n_components=2, n_neighbors=min(neighbours, n - 1),
+                      random_state=seed)
+    return torch.from_numpy(model.fit_transform(x.double().numpy()))
 
 
 def embed_2d(tokens: torch.Tensor, method: str = 'tsne',
-             perplexity: float = 30.0, iterations: int = 1000) -> torch.Tensor:
-    """2-D coordinates of the rows of ``tokens`` by ``method``."""
+             perplexity: float = 30.0, iterations: int = 1000,
+             seed: int = 0) -> torch.Tensor:
+    """2-D coordinates of the rows of ``tokens`` by ``method`` ('tsne',
+    'pca' or 'umap')."""
     if method == 'pca':
         return pca(tokens).float()
-    return tsne(tokens, perplexity=perplexity, iterations=iterations).float()
+    if method == 'umap':
+        return umap_2d(tokens, seed=seed).float()
+    if method != 'tsne':
+        raise ValueError(f'--method must be tsne, pca or umap, got {method!r}')
+    return tsne(tokens, perplexity=perplexity, iterations=iterations,
+                seed=seed).float()
 
 
 def _class_colours(num_classes):
@@ -543,11 +487,11 @@ def _class_colours(num_classes):
 
 
 def embed_model(model: ModelTokens, method: str = 'tsne',
-                perplexity: float = 30.0, iterations: int = 1000
-                ) -> List[torch.Tensor]:
+                perplexity: float = 30.0, iterations: int = 1000,
+                seed: int = 0) -> List[torch.Tensor]:
     """2-D coordinates of every stage's tokens (computed once per model, as
     the single-model and the comparison figures show the same maps)."""
-    return [embed_2d(st.tokens, method, perplexity, iterations)
+    return [embed_2d(st.tokens, method, perplexity, iterations, seed)
             if st.labels.numel() else torch.zeros(0, 2)
             for st in model.stages]
 
@@ -582,7 +526,8 @@ def _legend(fig, classes, colours):
                fontsize=8, frameon=False)
 
 
-METHOD_NAMES = {'tsne': 't-SNE (exact, ct_mmseg)', 'pca': 'PCA'}
+METHOD_NAMES = {'tsne': 't-SNE (scikit-learn)', 'pca': 'PCA',
+                'umap': 'UMAP'}
 
 
 def plot_models(models: Sequence[ModelTokens],
@@ -639,12 +584,15 @@ def parse_args(argv=None):
                         help='bound on the tokens per class and stage')
     parser.add_argument('--space', default='auto',
                         choices=['auto', 'projection', 'backbone'])
-    parser.add_argument('--method', default='tsne', choices=['tsne', 'pca'])
+    parser.add_argument('--method', default='tsne',
+                        choices=['tsne', 'pca', 'umap'],
+                        help='umap needs umap-learn (ct_mmseg[umap])')
     parser.add_argument('--perplexity', type=float, default=30.0)
     parser.add_argument('--iterations', type=int, default=1000,
                         help='t-SNE gradient steps (>= 250: the first 250 '
                         'are the early-exaggeration phase)')
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seed of the token draw and of t-SNE / UMAP')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--out-dir', default='work_dirs/embeddings')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -677,8 +625,8 @@ def main(argv=None):
             model, cfg, dataset, args.num_images, args.max_per_class,
             args.seed, args.space, name))
         del model
-    coords = [embed_model(m, args.method, args.perplexity, args.iterations)
-              for m in models]
+    coords = [embed_model(m, args.method, args.perplexity, args.iterations,
+                          args.seed) for m in models]
     written = []
     for m, xy in zip(models, coords):
         written.append(plot_models(
