@@ -75,7 +75,7 @@ setup(
         'mmsegmentation>=1.2.0,<1.3.0',
         'mmpretrain>=1.0.0,<2.0.0',  # PoolFormer backbones
         'numpy>=1.23,<3',
-        'scipy>=1.10,<2',  # statistics of the Potsdam grid
+        'scipy>=1.10,<2',  # t-tests and CIs of ct_mmseg/study.py
         'scikit-learn>=1.2,<2',  # t-SNE / PCA of tools/plot_embeddings.py
         # imported by mmseg 1.2.2 / mmpretrain 1.2.0 but not declared by them
         'ftfy>=6.0',
