@@ -270,3 +270,25 @@ def test_weight_warm_up_follows_the_training_iteration():
         hub.update_info('iter', None)
     # outside a training loop: the full weight
     assert head.loss_decode.clip([stage])[0].item() == pytest.approx(0.6)
+
+
+@pytest.mark.parametrize('mode', ['cl', 'infonce'])
+def test_checkpointed_projection_changes_no_value(mode):
+    """``checkpoint_projection`` recomputes the heads in backward: the same
+    losses and gradients as keeping their activations."""
+    results = []
+    weights = build_head(6, mode, 60).state_dict()
+    for flag in (True, False):
+        head = build_head(6, mode, 60)
+        head.load_state_dict(weights)
+        head.checkpoint_projection = flag
+        head.seed = 0
+        feats = features()
+        gt = gt_with_classes((0, 1, 2, 3))
+        results.append(losses_and_grads(
+            lambda: list(head.loss(feats, make_samples(gt), None).values()),
+            head, feats))
+    (loss_a, feat_a, par_a), (loss_b, feat_b, par_b) = results
+    torch.testing.assert_close(loss_a, loss_b)
+    for a, b in zip(feat_a + par_a, feat_b + par_b):
+        torch.testing.assert_close(a, b)

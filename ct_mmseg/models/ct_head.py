@@ -5,6 +5,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 from mmengine.dist import get_rank
 from mmengine.logging import MessageHub
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
@@ -67,6 +68,10 @@ class ContrastiveTransformerHead(BaseDecodeHead):
             step in :attr:`step_stats` (device tensors, no host sync) for
             :class:`~ct_mmseg.hooks.ContrastiveTransformerHook` to log.
             Default True.
+        checkpoint_projection (bool): recompute the projection heads in
+            backward rather than keep their activations (less memory, one
+            more forward of the small heads; identical values). Default
+            True.
         grad_stats (bool): also measure, in each backward pass, the norm of
             the gradient CT sends to the backbone's stage outputs and the norm
             of the rest (the segmentation losses), kept in
@@ -94,6 +99,7 @@ class ContrastiveTransformerHead(BaseDecodeHead):
                  seed: Optional[int] = None,
                  collect_stats: bool = True,
                  grad_stats: bool = False,
+                 checkpoint_projection: bool = True,
                  ignore_index: int = 255,
                  loss_decode: ConfigType = dict(type='PatchContrastLoss'),
                  init_cfg: Optional[Union[dict, List[dict]]] = None,
@@ -143,6 +149,7 @@ class ContrastiveTransformerHead(BaseDecodeHead):
         self.step_stats: Optional[Tensor] = None
         self.step_present: Optional[Tensor] = None
         self.grad_stats = grad_stats
+        self.checkpoint_projection = checkpoint_projection
         # (S, 2): squared norms of CT's and of the other losses' gradient at
         # each stage output, filled during backward; None until measured.
         self.step_grad_norms: Optional[Tensor] = None
@@ -227,12 +234,26 @@ class ContrastiveTransformerHead(BaseDecodeHead):
             if batch * height * width <= index.numel():
                 # Fewer tokens than draws: project each token once.
                 tokens = feat.permute(0, 2, 3, 1).reshape(-1, channels)
-                emb = projector(tokens.float())[index]
-            else:
-                area = height * width
-                drawn = feat.flatten(2)[index // area, :, index % area]
-                emb = projector(drawn.float())
-            return F.normalize(emb, dim=-1)
+                return self._project(projector, tokens)[index]
+            area = height * width
+            drawn = feat.flatten(2)[index // area, :, index % area]
+            return self._project(projector, drawn)
+
+    def _project(self, projector: nn.Module, tokens: Tensor) -> Tensor:
+        """L2-normalised projections of (N, C) tokens, in fp32.
+
+        With ``checkpoint_projection`` (training, gradients on) the
+        projection head is recomputed in backward instead of keeping its
+        activations: only the (N, C) input stays alive until CT's backward,
+        not three (N, D) tensors (37 MB at stride 4 for 24,000 drawn tokens,
+        D = 128), for one more forward of a small MLP. Same values.
+        """
+        def project(x):
+            return F.normalize(projector(x.float()), dim=-1)
+        if self.checkpoint_projection and self.training and \
+                torch.is_grad_enabled():
+            return checkpoint(project, tokens, use_reentrant=False)
+        return project(tokens)
 
     def loss(self, inputs: Sequence[Tensor], batch_data_samples: SampleList,
              train_cfg: ConfigType) -> Dict[str, Tensor]:
