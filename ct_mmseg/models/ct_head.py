@@ -250,8 +250,10 @@ class ContrastiveTransformerHead(BaseDecodeHead):
         """
         def project(x):
             return F.normalize(projector(x.float()), dim=-1)
+        # not on 'meta' (shape-only tensors, nothing to save): torch < 2.2's
+        # checkpoint has no RNG state handler for that device
         if self.checkpoint_projection and self.training and \
-                torch.is_grad_enabled():
+                torch.is_grad_enabled() and tokens.device.type != 'meta':
             return checkpoint(project, tokens, use_reentrant=False)
         return project(tokens)
 
