@@ -75,6 +75,27 @@ def check_labels(gt: torch.Tensor, num_classes: int, ignore_index: int,
         raise ValueError(f'{message} (found {found})')
 
 
+def _non_classes_to(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """long labels with ignore (and anything that is not a class, which
+    check_labels reports) mapped to the extra label K, so that one scatter
+    or lookup of size K + 1 covers every pixel."""
+    labels = labels.long()
+    return labels.masked_fill((labels < 0) | (labels >= num_classes),
+                              num_classes)
+
+
+def _block_labels(gt: torch.Tensor, patch_size: int, grid_hw: Sequence[int],
+                  num_classes: int, ignore_index: int) -> torch.Tensor:
+    """long (B * h * w, s * s): the labels of each token's block, ignore and
+    non-classes as K, rows in the order ``b * h * w + row * w + col``."""
+    h, w = grid_hw
+    s = patch_size
+    gt = _non_classes_to(align_gt_to_grid(gt, s, grid_hw, ignore_index),
+                         num_classes)
+    blocks = gt.reshape(gt.shape[0], h, s, w, s).permute(0, 1, 3, 2, 4)
+    return blocks.reshape(-1, s * s)
+
+
 def patch_class_presence(gt: torch.Tensor, patch_size: int,
                          grid_hw: Sequence[int], num_classes: int,
                          ignore_index: int) -> torch.Tensor:
@@ -93,15 +114,8 @@ def patch_class_presence(gt: torch.Tensor, patch_size: int,
         in the order of ``feature.flatten(2)`` / ``permute(0, 2, 3, 1)``:
         ``b * h * w + row * w + col``.
     """
-    h, w = grid_hw
-    s = patch_size
-    gt = align_gt_to_grid(gt, s, grid_hw, ignore_index).long()
-    # Map ignore (and anything that is not a class, which check_labels
-    # reports) to the extra column K so one scatter covers every pixel.
-    not_a_class = (gt < 0) | (gt >= num_classes)
-    gt = gt.masked_fill(not_a_class, num_classes)  # no full-size temporary
-    blocks = gt.reshape(gt.shape[0], h, s, w, s).permute(0, 1, 3, 2, 4)
-    blocks = blocks.reshape(-1, s * s)
+    blocks = _block_labels(gt, patch_size, grid_hw, num_classes,
+                           ignore_index)
     presence = torch.zeros(blocks.shape[0], num_classes + 1,
                            dtype=torch.bool, device=gt.device)
     return presence.scatter_(1, blocks, True)
@@ -114,9 +128,7 @@ def classes_present(gt: torch.Tensor, num_classes: int,
     Computed with a scatter rather than ``bincount``/``unique``, which would
     synchronise with the host on CUDA.
     """
-    labels = gt.long().flatten()
-    labels = labels.masked_fill((labels < 0) | (labels >= num_classes),
-                                num_classes)
+    labels = _non_classes_to(gt.flatten(), num_classes)
     seen = torch.zeros(num_classes + 1, dtype=torch.bool, device=gt.device)
     return seen.scatter_(0, labels, True)[:num_classes]
 
@@ -142,12 +154,8 @@ def positive_counts(gt: torch.Tensor, patch_size: int,
     Returns:
         Tensor: long (K,).
     """
-    h, w = grid_hw
-    s = patch_size
-    gt = align_gt_to_grid(gt, s, grid_hw, ignore_index).long()
-    gt = gt.masked_fill((gt < 0) | (gt >= num_classes), num_classes)
-    blocks = gt.reshape(gt.shape[0], h, s, w, s).permute(0, 1, 3, 2, 4)
-    blocks = blocks.reshape(-1, s * s)
+    blocks = _block_labels(gt, patch_size, grid_hw, num_classes,
+                           ignore_index)
     low, high = blocks.amin(1), blocks.amax(1)
     label = torch.where(low == high, low, torch.full_like(low, num_classes))
     counts = torch.zeros(num_classes + 1, dtype=torch.long, device=gt.device)
@@ -176,10 +184,7 @@ def compact_labels(gt: torch.Tensor, class_ids: torch.Tensor,
     lookup = torch.full((num_classes + 1,), num_kept, dtype=torch.long,
                         device=gt.device)
     lookup[class_ids] = torch.arange(num_kept, device=gt.device)
-    labels = gt.long()
-    labels = labels.masked_fill((labels < 0) | (labels >= num_classes),
-                                num_classes)
-    return lookup[labels]
+    return lookup[_non_classes_to(gt, num_classes)]
 
 
 def patch_masks(gt: torch.Tensor, patch_size: int, grid_hw: Sequence[int],
