@@ -116,9 +116,16 @@ def watch_dtypes(model):
         lambda m, i, o: seen['decode'].add(o.dtype))
     ct_head = next(m for m in model.modules()
                    if isinstance(m, ContrastiveTransformerHead))
-    for projector in ct_head.projectors:
-        projector.register_forward_hook(
-            lambda m, i, o: seen['projector'].add(o.dtype))
+    # the projection heads run inside one fused autograd node
+    # (ct_mmseg.core.project_tokens), not through their forward hooks:
+    # watch what the head's projection step returns
+    embed = ct_head._embed
+
+    def watched_embed(*args):
+        out = embed(*args)
+        seen['projector'].add(out.dtype)
+        return out
+    ct_head._embed = watched_embed
     return seen
 
 

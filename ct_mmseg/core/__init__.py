@@ -7,7 +7,11 @@ from .mining import (PAIR_SELECTIONS, Candidates, InfoNCETriplets, Pairs,
                      sample_candidates)
 from .patch_labels import (PatchMasks, align_gt_to_grid, check_labels,
                            compact_labels, positive_counts,
-                           classes_present, patch_class_presence, patch_masks)
+                           classes_present, patch_class_presence, patch_masks,
+                           StageLabels, stage_labels, stage_patch_masks,
+                           stage_positive_counts)
+from .projection import (gather_tokens, mlp_linears, project_tokens,
+                         scatter_tokens)
 
 __all__ = [
     'ClassLosses', 'cl_class_losses', 'cl_pair_loss', 'infonce_class_losses',
@@ -16,5 +20,7 @@ __all__ = [
     'hard_negative_pairs', 'hard_positive_pairs', 'sample_candidates',
     'PatchMasks', 'align_gt_to_grid', 'check_labels', 'classes_present',
     'compact_labels', 'positive_counts',
-    'patch_class_presence', 'patch_masks'
+    'patch_class_presence', 'patch_masks', 'StageLabels', 'stage_labels',
+    'stage_patch_masks', 'stage_positive_counts', 'gather_tokens', 'mlp_linears',
+    'project_tokens', 'scatter_tokens'
 ]

@@ -131,6 +131,52 @@ def cl_class_losses(positives: torch.Tensor, num_positives: torch.Tensor,
                        pos_keep.sum(1), *stats)
 
 
+class _InfoNCEQueryLoss(torch.autograd.Function):
+    """Per query ``logsumexp([q.k, q.n_1, ...]) - q.k``, one autograd node.
+
+    Inputs: queries (K, Q, D) already divided by the temperature, their
+    positive keys (K, Q, D), the shared negatives (K, P, D) and which of
+    them are real (bool (K, P)). Output: float (K, Q).
+
+    Built from autograd pieces (``einsum``, ``masked_fill``, ``logaddexp``,
+    ``logsumexp``) the loss takes the (K, Q, P) exponentials twice and
+    makes several (K, Q, P) copies (the masked fill's backward, the
+    einsum's layouts). Here one (K, Q, P) buffer holds the logits, then in
+    place the softmax probabilities, which are the backward's answer: the
+    loss's gradient for a negative logit is its probability, for the
+    positive logit its probability - 1. Padding negatives get probability
+    exactly 0 (``exp(-inf)``), so they receive no gradient and a class
+    without a real negative gives a finite loss, never a NaN.
+    """
+
+    @staticmethod
+    def forward(ctx, queries, keys, negatives, negative_valid):
+        positive = (queries * keys).sum(-1)
+        probs = torch.bmm(queries, negatives.transpose(1, 2))
+        probs.masked_fill_(~negative_valid.unsqueeze(1), float('-inf'))
+        top = positive.clone()
+        if probs.shape[-1]:  # amax refuses an empty dimension
+            top = torch.maximum(top, probs.amax(-1))
+        probs.sub_(top.unsqueeze(-1)).exp_()
+        positive_prob = (positive - top).exp_()
+        total = probs.sum(-1).add_(positive_prob)
+        probs.div_(total.unsqueeze(-1))
+        positive_prob.div_(total)
+        ctx.save_for_backward(queries, keys, negatives, probs, positive_prob)
+        return total.log_().add_(top).sub_(positive)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        queries, keys, negatives, probs, positive_prob = ctx.saved_tensors
+        grad_logits = probs * grad.unsqueeze(-1)
+        grad_positive = (grad * (positive_prob - 1)).unsqueeze(-1)
+        grad_queries = torch.baddbmm(grad_positive * keys, grad_logits,
+                                     negatives)
+        grad_negatives = torch.bmm(grad_logits.transpose(1, 2), queries)
+        return grad_queries, grad_positive * queries, grad_negatives, None
+
+
 def infonce_class_losses(positives: torch.Tensor, num_positives: torch.Tensor,
                          negatives: torch.Tensor, num_negatives: torch.Tensor,
                          temperature: float = 0.1, hard_fraction: float = 0.5,
@@ -160,19 +206,12 @@ def infonce_class_losses(positives: torch.Tensor, num_positives: torch.Tensor,
                                      hard_fraction)
     query_valid = triplets.query_valid & active.unsqueeze(1)
     neg_valid = triplets.negative_valid
-    # Scale the (K, Q, D) queries rather than the (K, Q, P) logits, and mask
-    # in place: one (K, Q, P) tensor is all the loss keeps for backward.
+    # Scale the (K, Q, D) queries rather than the (K, Q, P) logits: one
+    # (K, Q, P) tensor is all the loss keeps for backward.
     queries = triplets.queries / temperature
-    positive_logit = (queries * triplets.keys).sum(-1)
-    negative_logits = torch.einsum('kqd,knd->kqn', queries,
-                                   triplets.negatives)
-    # A finite fill, not -inf: a class with no valid negative then gives a
-    # finite log-sum-exp and a zero (not NaN) gradient. exp(-1e9) is exactly
-    # 0 in float32, so valid rows match a -inf fill bit for bit.
-    negative_logits.masked_fill_(~neg_valid.unsqueeze(1), -1e9)
     # -log softmax([pos, neg...])[0] = logsumexp([pos, neg...]) - pos
-    per_query = torch.logaddexp(positive_logit,
-                                negative_logits.logsumexp(-1)) - positive_logit
+    per_query = _InfoNCEQueryLoss.apply(queries, triplets.keys,
+                                        triplets.negatives, neg_valid)
     loss = masked_mean(per_query, query_valid)
     pairs = query_valid.sum(1) * (1 + neg_valid.sum(1))
     with torch.no_grad():
@@ -181,7 +220,8 @@ def infonce_class_losses(positives: torch.Tensor, num_positives: torch.Tensor,
         pair_count = (query_valid.sum(1) * neg_valid.sum(1)).clamp(min=1)
         query_sum = (triplets.queries * query_valid.unsqueeze(-1)).sum(1)
         negative_sum = (triplets.negatives * neg_valid.unsqueeze(-1)).sum(1)
-        stats = (masked_mean(positive_logit * temperature, query_valid),
+        positive_cosine = (triplets.queries * triplets.keys).sum(-1)
+        stats = (masked_mean(positive_cosine, query_valid),
                  (query_sum * negative_sum).sum(-1) / pair_count)
     return ClassLosses(torch.where(active, loss, torch.zeros_like(loss)),
                        active, pairs, query_valid.sum(1), *stats)

@@ -180,11 +180,17 @@ def compact_labels(gt: torch.Tensor, class_ids: torch.Tensor,
     Returns:
         Tensor: long (B, H, W), labels in [0, K'].
     """
+    return _compact_lookup(class_ids, num_classes)[
+        _non_classes_to(gt, num_classes)]
+
+
+def _compact_lookup(class_ids: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """long (K + 1,): class_ids[j] -> j, everything else -> len(class_ids)."""
     num_kept = class_ids.numel()
     lookup = torch.full((num_classes + 1,), num_kept, dtype=torch.long,
-                        device=gt.device)
-    lookup[class_ids] = torch.arange(num_kept, device=gt.device)
-    return lookup[_non_classes_to(gt, num_classes)]
+                        device=class_ids.device)
+    lookup[class_ids] = torch.arange(num_kept, device=class_ids.device)
+    return lookup
 
 
 def patch_masks(gt: torch.Tensor, patch_size: int, grid_hw: Sequence[int],
@@ -206,6 +212,170 @@ def patch_masks(gt: torch.Tensor, patch_size: int, grid_hw: Sequence[int],
     """
     presence = patch_class_presence(gt, patch_size, grid_hw, num_classes,
                                     ignore_index)
+    return _masks_from_presence(presence, num_classes, ignore_only_negatives)
+
+
+# --------------------------------------------------------------------------- #
+# every stage at once: one pass over the full-resolution GT
+# --------------------------------------------------------------------------- #
+class StageLabels(NamedTuple):
+    """The GT of a batch cut into the blocks of every stage, in one pass.
+
+    The functions above read the full-resolution mask once per stage (and
+    the CT head needed two tables per stage). Here the mask is read once, at
+    the finest stride; every coarser stage whose stride is a multiple of it
+    is pooled from that fine table (its blocks are unions of fine blocks).
+    A stage whose stride does not nest is cut from the mask on its own.
+
+    Attributes:
+        labels (Tensor): int32 (B, H, W), the GT with ignore and
+            non-classes mapped to K (:func:`_non_classes_to`); int32 because
+            CPU min/max reductions over int64 are several times slower.
+        low (list[Tensor]): per stage, long (B * h * w,): the smallest label
+            in each token's block.
+        high (list[Tensor]): per stage, the largest.
+        strides (tuple[int]): the stages' strides.
+        grids (tuple[tuple[int, int]]): the stages' (h, w) token grids.
+        num_classes (int): K.
+    """
+    labels: torch.Tensor
+    low: list
+    high: list
+    strides: tuple
+    grids: tuple
+    num_classes: int
+
+
+def _stage_groups(strides: Sequence[int], grids: Sequence[Sequence[int]]):
+    """Stages that share one fine table: list of (fine stride, fine grid in
+    cells, [(stage, ratio)]). Stages whose stride is a multiple of the
+    finest are one group; each other stage is a group of its own."""
+    finest = min(strides)
+    nested = [i for i, s in enumerate(strides) if s % finest == 0]
+    groups = []
+    if nested:
+        ratios = {i: strides[i] // finest for i in nested}
+        rows = max(grids[i][0] * ratios[i] for i in nested)
+        cols = max(grids[i][1] * ratios[i] for i in nested)
+        groups.append((finest, (rows, cols),
+                       [(i, ratios[i]) for i in nested]))
+    for i, s in enumerate(strides):
+        if s % finest:
+            groups.append((s, tuple(grids[i]), [(i, 1)]))
+    return groups
+
+
+def _fine_blocks(labels: torch.Tensor, stride: int, cells: Sequence[int],
+                 fill: int) -> torch.Tensor:
+    """(B, rows, stride, cols, stride) view of ``labels`` cropped or padded
+    (with ``fill``) to ``cells`` blocks of ``stride`` pixels."""
+    rows, cols = cells
+    labels = align_gt_to_grid(labels, stride, cells, fill)
+    return labels.reshape(labels.shape[0], rows, stride, cols, stride)
+
+
+def _pool(table: torch.Tensor, grid: Sequence[int], ratio: int,
+          reduce) -> torch.Tensor:
+    """A (B, rows, cols, ...) fine table -> (B * h * w, ...) for a stage
+    whose blocks are ``ratio`` x ``ratio`` fine blocks; ``reduce(t, dim)``
+    combines fine blocks (min, max, any)."""
+    h, w = grid
+    table = table[:, :h * ratio, :w * ratio]
+    if ratio > 1:
+        table = table.reshape(table.shape[0], h, ratio, w, ratio,
+                              *table.shape[3:])
+        table = reduce(reduce(table, 4), 2)
+    return table.reshape(-1, *table.shape[3:])
+
+
+def stage_labels(gt: torch.Tensor, strides: Sequence[int],
+                 grids: Sequence[Sequence[int]], num_classes: int,
+                 ignore_index: int) -> StageLabels:
+    """Block label ranges of every stage from one pass over the GT.
+
+    Args:
+        gt (Tensor): (B, H, W) integer labels, already checked.
+        strides (list[int]): the stages' strides.
+        grids (list[tuple[int, int]]): the stages' (h, w) token grids.
+        num_classes (int): K.
+        ignore_index (int): label of ignored pixels.
+
+    Returns:
+        StageLabels
+    """
+    labels = _non_classes_to(gt, num_classes).int()
+    low: list = [None] * len(strides)
+    high: list = [None] * len(strides)
+    for stride, cells, members in _stage_groups(strides, grids):
+        blocks = _fine_blocks(labels, stride, cells, num_classes)
+        # one dimension at a time: a two-dimension reduction over the
+        # strided view is several times slower
+        fine_low = blocks.amin(4).amin(2)
+        fine_high = blocks.amax(4).amax(2)
+        for stage, ratio in members:
+            low[stage] = _pool(fine_low, grids[stage], ratio,
+                               lambda t, d: t.amin(d)).long()
+            high[stage] = _pool(fine_high, grids[stage], ratio,
+                                lambda t, d: t.amax(d)).long()
+    return StageLabels(labels, low, high, tuple(strides),
+                       tuple(tuple(g) for g in grids), num_classes)
+
+
+def stage_positive_counts(tables: StageLabels) -> torch.Tensor:
+    """long (S, K): how many tokens of each stage are positives of each class
+    (blocks whose smallest and largest label are that class)."""
+    num_classes = tables.num_classes
+    counts = []
+    for low, high in zip(tables.low, tables.high):
+        label = torch.where(low == high, low,
+                            torch.full_like(low, num_classes))
+        count = torch.zeros(num_classes + 1, dtype=torch.long,
+                            device=low.device)
+        counts.append(count.scatter_add_(0, label, torch.ones_like(label)))
+    return torch.stack(counts)[:, :num_classes]
+
+
+def stage_patch_masks(tables: StageLabels, class_ids: torch.Tensor,
+                      ignore_only_negatives: bool = False) -> list:
+    """Positive and negative candidates of every stage for ``class_ids``.
+
+    The same masks as :func:`patch_masks` on :func:`compact_labels`, one
+    stage at a time: the GT is relabelled onto ``class_ids`` once, the
+    which-labels-are-in-the-block table is made once at the finest stride
+    and OR-pooled for the coarser stages.
+
+    Args:
+        tables (StageLabels): from :func:`stage_labels`.
+        class_ids (Tensor): long (K',), distinct classes (those present).
+        ignore_only_negatives (bool): see :func:`patch_masks`.
+
+    Returns:
+        list[PatchMasks]: per stage, positive and negative (K', N).
+    """
+    num_kept = class_ids.numel()
+    # tables.labels already has every non-class as K: one lookup
+    compact = _compact_lookup(class_ids, tables.num_classes).index_select(
+        0, tables.labels.flatten()).view(tables.labels.shape)
+    masks: list = [None] * len(tables.strides)
+    for stride, cells, members in _stage_groups(tables.strides, tables.grids):
+        blocks = _fine_blocks(compact, stride, cells, num_kept)
+        batch, rows, _, cols, _ = blocks.shape
+        flat = blocks.permute(0, 1, 3, 2, 4).reshape(-1, stride * stride)
+        presence = torch.zeros(flat.shape[0], num_kept + 1, dtype=torch.bool,
+                               device=flat.device).scatter_(1, flat, True)
+        presence = presence.view(batch, rows, cols, num_kept + 1)
+        for stage, ratio in members:
+            stage_presence = _pool(presence, tables.grids[stage], ratio,
+                                   lambda t, d: t.any(d))
+            masks[stage] = _masks_from_presence(stage_presence, num_kept,
+                                                ignore_only_negatives)
+    return masks
+
+
+def _masks_from_presence(presence: torch.Tensor, num_classes: int,
+                         ignore_only_negatives: bool) -> PatchMasks:
+    """PatchMasks from a bool (N, K + 1) which-labels-are-in-the-block table
+    (column K: an ignore pixel)."""
     class_presence = presence[:, :num_classes]
     pure = presence.sum(dim=1) == 1  # exactly one label, maybe only ignore
     positive = (class_presence & pure.unsqueeze(1)).t()

@@ -14,8 +14,9 @@ from mmseg.utils import ConfigType, SampleList
 from torch import Tensor
 
 from .training_state import training_iteration
-from ..core import (check_labels, classes_present, compact_labels,
-                    patch_masks, positive_counts, sample_candidates)
+from ..core import (check_labels, classes_present, mlp_linears,
+                    project_tokens, sample_candidates, stage_labels,
+                    stage_patch_masks, stage_positive_counts)
 
 
 def build_projector(in_channels: int, channels: int, num_layers: int) -> nn.Module:
@@ -68,10 +69,11 @@ class ContrastiveTransformerHead(BaseDecodeHead):
             step in :attr:`step_stats` (device tensors, no host sync) for
             :class:`~ct_mmseg.hooks.ContrastiveTransformerHook` to log.
             Default True.
-        checkpoint_projection (bool): recompute the projection heads in
-            backward rather than keep their activations (less memory, one
-            more forward of the small heads; identical values). Default
-            True.
+        checkpoint_projection (bool): keep no hidden activation of the
+            projection heads for backward and recompute them there (less
+            memory: one (N, D) tensor per hidden layer and stage; one more
+            product per hidden layer, the last layer is never recomputed;
+            same values). Default True.
         grad_stats (bool): also measure, in each backward pass, the norm of
             the gradient CT sends to the backbone's stage outputs and the norm
             of the rest (the segmentation losses), kept in
@@ -224,13 +226,21 @@ class ContrastiveTransformerHead(BaseDecodeHead):
                index: Tensor) -> Tensor:
         """Project the drawn tokens; fp32 so AMP cannot overflow the norms.
 
-        ``index`` holds token indices ``b * h * w + row * w + col``. The
-        drawn tokens are gathered straight from the (B, C, h, w) map: a
-        (B*h*w, C) channels-last copy of the whole map (50 MB at stage 0 for
-        Swin-T, 512 px, batch 8, fp32) is never made.
+        ``index`` holds token indices ``b * h * w + row * w + col``. A
+        ``Linear[-GELU-Linear]*`` head (the one :func:`build_projector`
+        makes) goes through :func:`~ct_mmseg.core.project_tokens`: one
+        autograd node that reads the (B, C, h, w) map in place, never a
+        channels-last copy of it (50 MB at stage 0 for Swin-T, 512 px,
+        batch 8, fp32), and keeps only the output for backward. Any other
+        head goes through autograd, with :func:`torch.utils.checkpoint`
+        under ``checkpoint_projection``.
         """
-        batch, channels, height, width = feat.shape
         with torch.autocast(device_type=feat.device.type, enabled=False):
+            linears = mlp_linears(projector)
+            if linears is not None:
+                return project_tokens(feat, index, linears,
+                                      recompute_hidden=self._recompute())
+            batch, channels, height, width = feat.shape
             if batch * height * width <= index.numel():
                 # Fewer tokens than draws: project each token once.
                 tokens = feat.permute(0, 2, 3, 1).reshape(-1, channels)
@@ -239,21 +249,23 @@ class ContrastiveTransformerHead(BaseDecodeHead):
             drawn = feat.flatten(2)[index // area, :, index % area]
             return self._project(projector, drawn)
 
-    def _project(self, projector: nn.Module, tokens: Tensor) -> Tensor:
-        """L2-normalised projections of (N, C) tokens, in fp32.
+    def _recompute(self) -> bool:
+        return self.checkpoint_projection and self.training and \
+            torch.is_grad_enabled()
 
-        With ``checkpoint_projection`` (training, gradients on) the
-        projection head is recomputed in backward instead of keeping its
-        activations: only the (N, C) input stays alive until CT's backward,
-        not three (N, D) tensors (37 MB at stride 4 for 24,000 drawn tokens,
-        D = 128), for one more forward of a small MLP. Same values.
+    def _project(self, projector: nn.Module, tokens: Tensor) -> Tensor:
+        """L2-normalised projections of (N, C) tokens by a head of another
+        form than :func:`build_projector`'s, in fp32, through autograd.
+
+        With ``checkpoint_projection`` (training, gradients on) the head is
+        recomputed in backward instead of keeping its activations. Same
+        values.
         """
         def project(x):
             return F.normalize(projector(x.float()), dim=-1)
         # not on 'meta' (shape-only tensors, nothing to save): torch < 2.2's
         # checkpoint has no RNG state handler for that device
-        if self.checkpoint_projection and self.training and \
-                torch.is_grad_enabled() and tokens.device.type != 'meta':
+        if self._recompute() and tokens.device.type != 'meta':
             return checkpoint(project, tokens, use_reentrant=False)
         return project(tokens)
 
@@ -279,10 +291,11 @@ class ContrastiveTransformerHead(BaseDecodeHead):
                              f'masks for a batch of {feats[0].shape[0]}')
         check_labels(gt, self.num_classes, self.ignore_index)
         present = classes_present(gt, self.num_classes, self.ignore_index)
-        most_positives = torch.stack([
-            positive_counts(gt, stride, feat.shape[-2:], self.num_classes,
-                            self.ignore_index).max()
-            for feat, stride in zip(feats, self.strides)])
+        # every stage's block labels from one pass over the GT
+        tables = stage_labels(gt, self.strides,
+                              [tuple(feat.shape[-2:]) for feat in feats],
+                              self.num_classes, self.ignore_index)
+        most_positives = stage_positive_counts(tables).amax(1)
         # Work on the classes present only, so that time and memory follow
         # them and not the dataset's class count (150 for ADE20K), and draw
         # no wider than the largest positive set of the stage: a loss pairs
@@ -291,7 +304,8 @@ class ContrastiveTransformerHead(BaseDecodeHead):
         class_ids = torch.tensor(class_list, dtype=torch.long,
                                  device=gt.device)
         num_present = len(class_list)
-        labels = compact_labels(gt, class_ids, self.num_classes)
+        stage_masks = stage_patch_masks(tables, class_ids,
+                                        self.ignore_only_negatives)
         divisor = float(len(feats) * max(num_present, 1))
         generator = self._get_generator(gt.device)
         if self.grad_stats:
@@ -299,10 +313,8 @@ class ContrastiveTransformerHead(BaseDecodeHead):
                                                       dtype=torch.float)
 
         stage_losses, stage_stats = [], []
-        for stage, (feat, stride, projector, weight) in enumerate(zip(
-                feats, self.strides, self.projectors, self.stage_weights)):
-            masks = patch_masks(labels, stride, feat.shape[-2:], num_present,
-                                num_present, self.ignore_only_negatives)
+        for stage, (feat, masks, projector, weight) in enumerate(zip(
+                feats, stage_masks, self.projectors, self.stage_weights)):
             width = min(self.num_samples, max(
                 positive_list[stage], self.loss_decode.min_negatives))
             pos = sample_candidates(masks.positive, width, generator)

@@ -1,0 +1,234 @@
+"""Projection of backbone tokens: gather, MLP head, L2 norm in one autograd node.
+
+The CT head projects the tokens it drew (or, when it drew more tokens than
+the stage has, every token) with a small ``Linear[-GELU-Linear]*`` head and
+L2-normalises them. Done with ``nn.Module`` calls and autograd, that is a
+dozen nodes per stage, each saving its input, plus the gather from the
+channels-first feature map whose backward is a slow scattered ``index_put``.
+:func:`project_tokens` computes the same values with a hand-written backward
+that
+
+* never copies the feature map: drawn tokens are gathered in sorted memory
+  order (cache-friendly on a channels-first map) and their gradient is
+  scattered back the same way; when every token is projected, batched
+  matrix products read the (B, C, h*w) map in place and write the gradient
+  straight into that layout;
+* keeps only what backward needs: the output and its norms, and either the
+  hidden pre-activations (``recompute_hidden=False``) or nothing else, the
+  hidden layers then being recomputed from the re-gathered tokens;
+* needs no extra matrix product for the last layer, unlike recomputing the
+  whole head with ``torch.utils.checkpoint``.
+
+Values equal the module path's up to float rounding (tested); the head keeps
+the plain module path for projection heads of any other form.
+"""
+from typing import List, Optional, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+NORM_EPS = 1e-12  # F.normalize's default
+
+
+def mlp_linears(projector: nn.Module) -> Optional[List[nn.Linear]]:
+    """The Linear layers of a ``Linear[-GELU-Linear]*`` head, else None.
+
+    :func:`project_tokens` computes exactly that form (exact, erf GELU);
+    any other head (a user's own module) has to go through autograd.
+    """
+    if not isinstance(projector, nn.Sequential) or len(projector) % 2 != 1:
+        return None
+    layers = list(projector)
+    linears, gelus = layers[0::2], layers[1::2]
+    if not all(type(m) is nn.Linear for m in linears):
+        return None
+    if not all(type(m) is nn.GELU and m.approximate == 'none' for m in gelus):
+        return None
+    return linears
+
+
+def gather_tokens(feat: Tensor, index: Tensor) -> Tensor:
+    """(n, C) rows ``index`` of a (B, C, h, w) map, ``b * h * w + row * w + col``.
+
+    Sorted indices are much faster on a channels-first map: neighbouring
+    tokens then share cache lines (half the time of draw order).
+    """
+    batch, channels = feat.shape[:2]
+    area = feat.shape[2] * feat.shape[3]
+    return feat.reshape(batch, channels, area)[index // area, :, index % area]
+
+
+def scatter_tokens(grad_rows: Tensor, index: Tensor,
+                   shape: Sequence[int]) -> Tensor:
+    """Adjoint of :func:`gather_tokens`: (B, C, h, w) zeros plus each row
+    added at its token, repeated tokens summed in row order."""
+    batch, channels, height, width = shape
+    area = height * width
+    grad = grad_rows.new_zeros(batch, channels, area)
+    grad.transpose(1, 2).index_put_((index // area, index % area), grad_rows,
+                                    accumulate=True)
+    return grad.view(batch, channels, height, width)
+
+
+class _ProjectTokens(torch.autograd.Function):
+    """See :func:`project_tokens`. Inputs after ``recompute_hidden``: the
+    weights and biases of the Linear layers, interleaved.
+
+    Drawn tokens are processed in sorted (memory) order, so the gather and
+    the scatter of the gradient read and write the map's cache lines in
+    sequence; only the (n, D) output is put back in draw order, and the
+    incoming gradient into sorted order.
+    """
+
+    @staticmethod
+    def forward(ctx, feat, index, recompute_hidden, *params):
+        batch, channels, height, width = feat.shape
+        project_all = batch * height * width <= index.numel()
+        # fp32 whatever AMP or the backbone use, so that the norms cannot
+        # overflow; fp64 stays fp64 (gradcheck)
+        dtype = torch.float64 if torch.float64 in (
+            feat.dtype, params[0].dtype) else torch.float32
+        weights = [p.to(dtype) for p in params[0::2]]
+        biases = [p.to(dtype) for p in params[1::2]]
+        order = ordered = inverse = None
+        if not project_all:
+            order = torch.sort(index, stable=True)[1]
+            ordered = index.index_select(0, order)
+            # row j of the draw-order output is row inverse[j] of the sorted
+            inverse = torch.empty_like(order).scatter_(
+                0, order, torch.arange(order.numel(), device=order.device))
+        ctx.dtype = dtype
+        hidden, out = _mlp_forward(feat, ordered, weights, biases, dtype)
+        norm = torch.linalg.vector_norm(out, dim=1, keepdim=True)
+        norm = norm.clamp_min_(NORM_EPS)
+        out = out.div_(norm)  # F.normalize's arithmetic
+        if project_all:  # every token once; pick the drawn rows
+            result = out.index_select(0, index)
+        else:  # back to draw order
+            result = out = out.index_select(0, inverse)
+            norm = norm.index_select(0, inverse)
+        ctx.project_all = project_all
+        ctx.recompute_hidden = recompute_hidden
+        ctx.feat_shape = feat.shape
+        ctx.feat_dtype = feat.dtype
+        ctx.param_dtypes = [p.dtype for p in params]
+        ctx.save_for_backward(feat, index, order, ordered, out, norm,
+                              *(() if recompute_hidden else hidden),
+                              *weights, *biases)
+        return result
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        feat, index, order, ordered, out, norm, *rest = ctx.saved_tensors
+        num_layers = len(ctx.param_dtypes) // 2
+        weights = rest[-2 * num_layers:-num_layers]
+        hidden = rest[:-2 * num_layers]
+        grad_out = grad_out.to(ctx.dtype)
+        if ctx.project_all:
+            grad_out = grad_out.new_zeros(out.shape).index_add_(
+                0, index, grad_out)
+        # d normalize: (g - y (g . y)) / |z|
+        grad = (grad_out * out).sum(1, keepdim=True)
+        grad = torch.mul(out, grad).neg_().add_(grad_out).div_(norm)
+        tokens = None
+        if not ctx.project_all:  # sorted order from here on
+            grad = grad.index_select(0, order)
+            tokens = gather_tokens(feat, ordered).to(ctx.dtype)
+        if ctx.recompute_hidden and num_layers > 1:
+            hidden, _ = _mlp_forward(feat, ordered, weights[:-1],
+                                     rest[-num_layers:-1], ctx.dtype,
+                                     last=False, tokens=tokens)
+        grads: List[Optional[Tensor]] = [None] * (2 * num_layers)
+        for layer in reversed(range(num_layers)):
+            if ctx.needs_input_grad[3 + 2 * layer]:
+                grads[2 * layer] = grad.t().mm(F.gelu(hidden[layer - 1])) \
+                    if layer > 0 else _first_layer_weight_grad(feat, tokens,
+                                                               grad, ctx.dtype)
+            if ctx.needs_input_grad[4 + 2 * layer]:
+                grads[2 * layer + 1] = grad.sum(0)
+            if layer > 0:
+                grad = torch.ops.aten.gelu_backward(
+                    grad.mm(weights[layer]), hidden[layer - 1],
+                    approximate='none')
+        grad_feat = None
+        if ctx.needs_input_grad[0]:
+            grad_feat = _first_layer_input_grad(
+                grad, weights[0], ordered, ctx.feat_shape).to(ctx.feat_dtype)
+        grads = [g if g is None else g.to(dtype)
+                 for g, dtype in zip(grads, ctx.param_dtypes)]
+        return (grad_feat, None, None, *grads)
+
+
+def _all_tokens(feat: Tensor) -> Tensor:
+    """(B, h*w, C) view of a (B, C, h, w) map: no copy; batched products
+    read it as transposed matrices."""
+    return feat.reshape(feat.shape[0], feat.shape[1], -1).transpose(1, 2)
+
+
+def _mlp_forward(feat, ordered, weights, biases, dtype, last=True,
+                 tokens=None):
+    """Hidden pre-activations and the last layer's output (pre-norm), for
+    the tokens ``ordered`` (sorted) or, when None, every token."""
+    if ordered is None:  # every token: read the map in place
+        tokens = _all_tokens(feat).to(dtype)
+        out = torch.baddbmm(biases[0], tokens,
+                            weights[0].t().expand(feat.shape[0], -1, -1))
+        out = out.reshape(-1, weights[0].shape[0])
+    else:
+        if tokens is None:
+            tokens = gather_tokens(feat, ordered).to(dtype)
+        out = torch.addmm(biases[0], tokens, weights[0].t())
+    hidden = []
+    for weight, bias in zip(weights[1:], biases[1:]):
+        hidden.append(out)
+        out = torch.addmm(bias, F.gelu(out), weight.t())
+    if not last:
+        hidden.append(out)
+    return hidden, out
+
+
+def _first_layer_weight_grad(feat, tokens, grad, dtype):
+    if tokens is None:  # every token
+        grad = grad.view(feat.shape[0], -1, grad.shape[1]).transpose(1, 2)
+        return torch.bmm(grad, _all_tokens(feat).to(dtype)).sum(0)
+    return grad.t().mm(tokens)
+
+
+def _first_layer_input_grad(grad, weight, ordered, shape):
+    batch, channels, height, width = shape
+    if ordered is None:  # straight into the (B, C, h*w) layout
+        grad = grad.view(batch, -1, grad.shape[1]).transpose(1, 2)
+        out = torch.bmm(weight.t().expand(batch, -1, -1), grad)
+        return out.view(batch, channels, height, width)
+    return scatter_tokens(grad.mm(weight), ordered, shape)
+
+
+def project_tokens(feat: Tensor, index: Tensor, linears: Sequence[nn.Linear],
+                   recompute_hidden: bool = True) -> Tensor:
+    """L2-normalised projections of tokens ``index`` of a feature map, fp32.
+
+    The same values as ``F.normalize(head(tokens), dim=-1)`` for a
+    ``Linear[-GELU-Linear]*`` head (see :func:`mlp_linears`), with the memory
+    and time of one fused autograd node (module docstring).
+
+    Args:
+        feat (Tensor): (B, C, h, w) stage output, any float dtype.
+        index (Tensor): long (n,), token indices ``b * h * w + row * w +
+            col``; repeats allowed. When n >= B * h * w every token is
+            projected once and the rows are picked from the result.
+        linears (list[nn.Linear]): the head's layers, GELU between them.
+        recompute_hidden (bool): keep no hidden activation for backward and
+            recompute them there (one product per hidden layer; the last
+            layer, the largest share of a deep head, is never recomputed).
+            Default True.
+
+    Returns:
+        Tensor: (n, D), float32 (float64 if the map or the head is).
+    """
+    params = [t for lin in linears for t in (lin.weight, lin.bias)]
+    if any(t is None for t in params):
+        raise ValueError('project_tokens: every Linear layer needs a bias')
+    return _ProjectTokens.apply(feat, index, recompute_hidden, *params)
