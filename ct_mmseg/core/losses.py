@@ -142,11 +142,12 @@ class _InfoNCEQueryLoss(torch.autograd.Function):
     ``logsumexp``) the loss takes the (K, Q, P) exponentials twice and
     makes several (K, Q, P) copies (the masked fill's backward, the
     einsum's layouts). Here one (K, Q, P) buffer holds the logits, then in
-    place the softmax probabilities, which are the backward's answer: the
-    loss's gradient for a negative logit is its probability, for the
-    positive logit its probability - 1. Padding negatives get probability
-    exactly 0 (``exp(-inf)``), so they receive no gradient and a class
-    without a real negative gives a finite loss, never a NaN.
+    place their exponentials, which with the (K, Q) softmax denominators are
+    the backward's answer: the loss's gradient for a negative logit is its
+    probability, for the positive logit its probability - 1. Padding
+    negatives get probability exactly 0 (``exp(-inf)``), so they receive no
+    gradient and a class without a real negative gives a finite loss, never
+    a NaN.
     """
 
     @staticmethod
@@ -157,23 +158,27 @@ class _InfoNCEQueryLoss(torch.autograd.Function):
         top = positive.clone()
         if probs.shape[-1]:  # amax refuses an empty dimension
             top = torch.maximum(top, probs.amax(-1))
-        probs.sub_(top.unsqueeze(-1)).exp_()
-        positive_prob = (positive - top).exp_()
-        total = probs.sum(-1).add_(positive_prob)
-        probs.div_(total.unsqueeze(-1))
-        positive_prob.div_(total)
-        ctx.save_for_backward(queries, keys, negatives, probs, positive_prob)
-        return total.log_().add_(top).sub_(positive)
+        # exponentials relative to the row maximum; the softmax denominator
+        # stays a (K, Q) factor that backward applies to (K, Q, D) rows,
+        # never to the (K, Q, P) buffer
+        exps = probs.sub_(top.unsqueeze(-1)).exp_()
+        positive_exp = (positive - top).exp_()
+        total = exps.sum(-1).add_(positive_exp)
+        ctx.save_for_backward(queries, keys, negatives, exps, positive_exp,
+                              total)
+        return torch.log(total).add_(top).sub_(positive)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
-        queries, keys, negatives, probs, positive_prob = ctx.saved_tensors
-        grad_logits = probs * grad.unsqueeze(-1)
-        grad_positive = (grad * (positive_prob - 1)).unsqueeze(-1)
-        grad_queries = torch.baddbmm(grad_positive * keys, grad_logits,
-                                     negatives)
-        grad_negatives = torch.bmm(grad_logits.transpose(1, 2), queries)
+        queries, keys, negatives, exps, positive_exp, total = \
+            ctx.saved_tensors
+        # d loss / d negative logit = exp / total, / d positive = that - 1
+        scale = (grad / total).unsqueeze(-1)
+        grad_positive = scale * positive_exp.unsqueeze(-1) - grad.unsqueeze(-1)
+        grad_queries = torch.bmm(exps, negatives).mul_(scale).add_(
+            grad_positive * keys)
+        grad_negatives = torch.bmm(exps.transpose(1, 2), scale * queries)
         return grad_queries, grad_positive * queries, grad_negatives, None
 
 

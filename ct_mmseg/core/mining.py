@@ -62,6 +62,22 @@ def sample_candidates(eligible: torch.Tensor, num_samples: int,
     return Candidates(index, valid, valid.sum(dim=1))
 
 
+def take_rows(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``values.gather(1, index[..., None].expand(..., D))`` for (K, M, D)
+    values and long (K, R) index: (K, R, D), row ``index[k, r]`` of class k.
+
+    As one ``index_select`` of whole rows of the flattened (K * M, D)
+    tensor, whose backward is an ``index_add_`` of rows: several times
+    faster on the CPU than ``gather`` / ``scatter_add_`` with an index
+    expanded over D, and no (K, R, D) index tensor.
+    """
+    num_classes, width, dim = values.shape
+    offsets = torch.arange(num_classes, device=index.device) * width
+    flat = (index + offsets.unsqueeze(1)).flatten()
+    return values.reshape(-1, dim).index_select(0, flat).view(
+        num_classes, index.shape[1], dim)
+
+
 def _keep_first(count: torch.Tensor, width: int) -> torch.Tensor:
     """bool (K, width): slot j < count[k]."""
     slots = torch.arange(width, device=count.device)
@@ -143,8 +159,7 @@ def hard_positive_pairs(positives: torch.Tensor, num_positives: torch.Tensor,
     # the (masked) invalid slots
     partner = (partner + half.unsqueeze(1)).clamp(
         max=max(positives.shape[1] - 1, 0))
-    partners = positives.gather(
-        1, partner.unsqueeze(-1).expand(-1, -1, positives.shape[-1]))
+    partners = take_rows(positives, partner)
     similarity = (positives[:, :width] * partners).sum(dim=-1)
     if selection == 'hardest':
         valid = _keep_first(half, width)
@@ -209,9 +224,6 @@ def hard_infonce_triplets(positives: torch.Tensor, negatives: torch.Tensor,
     valid = _keep_first(num_pairs, width)
     similarity = similarity.masked_fill(~valid, float('-inf'))
     order = similarity.argsort(dim=1, descending=True)[:, :kept_width]
-    expand = order.unsqueeze(-1).expand(-1, -1, dim)
-    kept_pos = positives.gather(1, expand)
-    kept_neg = negatives.gather(1, expand)
     kept = torch.where(num_pairs > 0,
                        torch.floor(num_pairs.float() * hard_fraction).long(),
                        torch.zeros_like(num_pairs))
@@ -220,7 +232,9 @@ def hard_infonce_triplets(positives: torch.Tensor, negatives: torch.Tensor,
     partner = torch.arange(query_width, device=positives.device).unsqueeze(0)
     partner = (partner + num_queries.unsqueeze(1)).clamp(
         max=max(kept_width - 1, 0))
-    keys = kept_pos.gather(1, partner.unsqueeze(-1).expand(-1, -1, dim))
-    return InfoNCETriplets(kept_pos[:, :query_width], keys,
-                           _keep_first(num_queries, query_width), kept_neg,
+    # queries and keys straight from the positives (no kept-positives copy)
+    return InfoNCETriplets(take_rows(positives, order[:, :query_width]),
+                           take_rows(positives, order.gather(1, partner)),
+                           _keep_first(num_queries, query_width),
+                           take_rows(negatives, order),
                            _keep_first(kept, kept_width))

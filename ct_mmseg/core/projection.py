@@ -13,9 +13,10 @@ that
   scattered back the same way; when every token is projected, batched
   matrix products read the (B, C, h*w) map in place and write the gradient
   straight into that layout;
-* keeps only what backward needs: the output and its norms, and either the
-  hidden pre-activations (``recompute_hidden=False``) or nothing else, the
-  hidden layers then being recomputed from the re-gathered tokens;
+* keeps only what backward needs: the output (which the loss keeps anyway)
+  and its norms, and either the hidden pre-activations
+  (``recompute_hidden=False``) or nothing else, the hidden layers then being
+  recomputed from the re-gathered tokens;
 * needs no extra matrix product for the last layer, unlike recomputing the
   whole head with ``torch.utils.checkpoint``.
 
@@ -104,11 +105,13 @@ class _ProjectTokens(torch.autograd.Function):
         norm = torch.linalg.vector_norm(out, dim=1, keepdim=True)
         norm = norm.clamp_min_(NORM_EPS)
         out = out.div_(norm)  # F.normalize's arithmetic
-        if project_all:  # every token once; pick the drawn rows
-            result = out.index_select(0, index)
-        else:  # back to draw order
-            result = out = out.index_select(0, inverse)
-            norm = norm.index_select(0, inverse)
+        # the drawn rows in draw order: the only (n, D) tensor backward
+        # keeps, the one the loss keeps anyway (the normalisation acts row
+        # by row, so its backward can run on the drawn rows before their
+        # gradients are summed per token)
+        rows = index if project_all else inverse
+        out = out.index_select(0, rows)
+        norm = norm.index_select(0, rows)
         ctx.project_all = project_all
         ctx.recompute_hidden = recompute_hidden
         ctx.feat_shape = feat.shape
@@ -117,7 +120,7 @@ class _ProjectTokens(torch.autograd.Function):
         ctx.save_for_backward(feat, index, order, ordered, out, norm,
                               *(() if recompute_hidden else hidden),
                               *weights, *biases)
-        return result
+        return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -127,14 +130,15 @@ class _ProjectTokens(torch.autograd.Function):
         weights = rest[-2 * num_layers:-num_layers]
         hidden = rest[:-2 * num_layers]
         grad_out = grad_out.to(ctx.dtype)
-        if ctx.project_all:
-            grad_out = grad_out.new_zeros(out.shape).index_add_(
-                0, index, grad_out)
-        # d normalize: (g - y (g . y)) / |z|
+        # d normalize, per drawn row: (g - y (g . y)) / |z|
         grad = (grad_out * out).sum(1, keepdim=True)
         grad = torch.mul(out, grad).neg_().add_(grad_out).div_(norm)
         tokens = None
-        if not ctx.project_all:  # sorted order from here on
+        if ctx.project_all:  # summed per token
+            batch, _, height, width = ctx.feat_shape
+            grad = grad.new_zeros(batch * height * width, grad.shape[1]
+                                  ).index_add_(0, index, grad)
+        else:  # sorted order from here on
             grad = grad.index_select(0, order)
             tokens = gather_tokens(feat, ordered).to(ctx.dtype)
         if ctx.recompute_hidden and num_layers > 1:
