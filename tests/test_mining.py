@@ -142,3 +142,15 @@ def test_unknown_selection_is_refused():
     with pytest.raises(ValueError, match='pair_selection'):
         hard_negative_pairs(unit([0])[None], unit([0])[None],
                             torch.tensor([1]), 0.5, selection='best')
+
+
+def test_take_rows_by_hand_and_its_gradient():
+    """Row index[k, r] of class k; repeated rows get summed gradients."""
+    from ct_mmseg.core.mining import take_rows
+    values = torch.arange(12.0).view(2, 3, 2).requires_grad_()
+    rows = take_rows(values, torch.tensor([[2, 0, 2], [1, 1, 0]]))
+    assert rows.tolist() == [[[4.0, 5.0], [0.0, 1.0], [4.0, 5.0]],
+                             [[8.0, 9.0], [8.0, 9.0], [6.0, 7.0]]]
+    rows.sum().backward()
+    assert values.grad[:, :, 0].tolist() == [[1.0, 0.0, 2.0],
+                                             [1.0, 2.0, 0.0]]
