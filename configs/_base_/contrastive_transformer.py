@@ -39,7 +39,7 @@ ct_head = dict(
     # exactly; None: the global RNG seeded by MMEngine's `randomness`
     seed=0,
     grad_stats=False,  # True: log CT's share of the backbone's gradient
-    checkpoint_projection=True,  # recompute the heads in backward: less memory
+    checkpoint_projection=True,  # recompute hidden activations in backward
     loss_decode=dict(
         type='PatchContrastLoss',
         mode='cl',  # 'cl' (the paper's CL) or 'infonce'
