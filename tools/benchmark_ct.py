@@ -421,6 +421,28 @@ def median_ms(values):
     return round(statistics.median(values) * 1e3, 2) if values else None
 
 
+def paired_ratio_interval(base_times, ct_times, level=0.95):
+    """Mean of the per-round CT/baseline time ratios and its t-interval.
+
+    The two steps of a round run back to back, so each round's ratio
+    cancels slow drift of the machine; the rounds are the samples. On a
+    shared CPU a step varies by a few per cent, so a ratio near 1.02 needs
+    the interval, not one median, to say which side of a target it is on.
+
+    Returns:
+        tuple[float, float, float] | None: (mean, low, high); None with
+        fewer than two rounds.
+    """
+    ratios = [c / b for b, c in zip(base_times, ct_times)]
+    if len(ratios) < 2:
+        return None
+    from scipy import stats
+    mean = statistics.fmean(ratios)
+    half = stats.t.ppf((1 + level) / 2, len(ratios) - 1) * \
+        statistics.stdev(ratios) / len(ratios) ** 0.5
+    return round(mean, 4), round(mean - half, 4), round(mean + half, 4)
+
+
 def ratio(a, b):
     return round(a / b, 4) if a is not None and b else None
 
@@ -494,6 +516,7 @@ def benchmark(args):
             params_total=infer[name]['params_total'])
         if device.type == 'cpu':
             entry['step_cpu_ms_median'] = median_ms(cpus[name])
+            entry['step_cpu_ms_all'] = [round(t * 1e3, 2) for t in cpus[name]]
         if losses[name]:
             entry['loss_last'] = losses[name][-1]
         entry.update(memory.get(name, {}))
@@ -505,6 +528,11 @@ def benchmark(args):
         step_time=ratio(c['step_ms_median'], b['step_ms_median']),
         step_time_paired=round(statistics.median(paired), 4)
         if paired else None,
+        # mean and 95 % t-interval of the per-round ratios: CPU time on the
+        # CPU (the steadier figure on a shared machine), else wall time
+        step_time_paired_ci95=paired_ratio_interval(
+            *((cpus if device.type == 'cpu' else walls)[n]
+              for n in names)),
         step_cpu_time=ratio(c.get('step_cpu_ms_median'),
                             b.get('step_cpu_ms_median')),
         memory_total=ratio(c.get('total_bytes'), b.get('total_bytes')),
@@ -828,6 +856,11 @@ def _print_result(result):
     if r.get('step_time_paired') is not None:
         print(f"step time CT/base, median over the interleaved pairs: "
               f"{r['step_time_paired']:.4f}")
+    if r.get('step_time_paired_ci95'):
+        mean, low, high = r['step_time_paired_ci95']
+        print(f"step {'CPU ' if result['device'].startswith('cpu') else ''}"
+              f"time CT/base, mean over the pairs: {mean:.4f} "
+              f"[95 % CI {low:.4f}, {high:.4f}]")
     rows = [('step time, median (ms)', 'step_ms_median', 'step_time'),
             ('step CPU time, median (ms)', 'step_cpu_ms_median',
              'step_cpu_time'),
