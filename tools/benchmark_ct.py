@@ -438,7 +438,7 @@ def paired_ratio_interval(base_times, ct_times, level=0.95):
         return None
     from scipy import stats
     mean = statistics.fmean(ratios)
-    half = stats.t.ppf((1 + level) / 2, len(ratios) - 1) * \
+    half = float(stats.t.ppf((1 + level) / 2, len(ratios) - 1)) * \
         statistics.stdev(ratios) / len(ratios) ** 0.5
     return round(mean, 4), round(mean - half, 4), round(mean + half, 4)
 
