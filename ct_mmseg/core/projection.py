@@ -125,42 +125,59 @@ class _ProjectTokens(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
+        # Written for a low peak: CT's backward runs at the start of the
+        # model's backward, when every activation is still alive, so each
+        # (n, D) temporary is freed as soon as it is used (``del``), the
+        # GELU derivative is written over its input, and the tokens are
+        # gathered again rather than kept across the hidden layers.
         feat, index, order, ordered, out, norm, *rest = ctx.saved_tensors
         num_layers = len(ctx.param_dtypes) // 2
         weights = rest[-2 * num_layers:-num_layers]
-        hidden = rest[:-2 * num_layers]
-        grad_out = grad_out.to(ctx.dtype)
-        # d normalize, per drawn row: (g - y (g . y)) / |z|
-        grad = (grad_out * out).sum(1, keepdim=True)
-        grad = torch.mul(out, grad).neg_().add_(grad_out).div_(norm)
-        tokens = None
-        if ctx.project_all:  # summed per token
+        hidden = list(rest[:-2 * num_layers])
+        dtype = ctx.dtype
+        grad_out = grad_out.to(dtype)
+        # d normalize, per drawn row: (g - y (g . y)) / |z|; the row dot
+        # products as a batched product, without an (n, D) temporary
+        dot = torch.bmm(grad_out.unsqueeze(1), out.unsqueeze(2)).view(-1, 1)
+        if ctx.project_all:  # then summed per token
+            grad = torch.mul(out, dot).neg_().add_(grad_out).div_(norm)
             batch, _, height, width = ctx.feat_shape
             grad = grad.new_zeros(batch * height * width, grad.shape[1]
                                   ).index_add_(0, index, grad)
         else:  # sorted order from here on
-            grad = grad.index_select(0, order)
-            tokens = gather_tokens(feat, ordered).to(ctx.dtype)
+            grad = out.index_select(0, order).mul_(dot.index_select(0, order))
+            grad.neg_().add_(grad_out.index_select(0, order)).div_(
+                norm.index_select(0, order))
+        del dot
         if ctx.recompute_hidden and num_layers > 1:
             hidden, _ = _mlp_forward(feat, ordered, weights[:-1],
-                                     rest[-num_layers:-1], ctx.dtype,
-                                     last=False, tokens=tokens)
+                                     rest[-num_layers:-1], dtype, last=False)
         grads: List[Optional[Tensor]] = [None] * (2 * num_layers)
-        for layer in reversed(range(num_layers)):
-            if ctx.needs_input_grad[3 + 2 * layer]:
-                grads[2 * layer] = grad.t().mm(F.gelu(hidden[layer - 1])) \
-                    if layer > 0 else _first_layer_weight_grad(feat, tokens,
-                                                               grad, ctx.dtype)
+        for layer in reversed(range(1, num_layers)):
             if ctx.needs_input_grad[4 + 2 * layer]:
                 grads[2 * layer + 1] = grad.sum(0)
-            if layer > 0:
-                grad = torch.ops.aten.gelu_backward(
-                    grad.mm(weights[layer]), hidden[layer - 1],
-                    approximate='none')
+            if ctx.needs_input_grad[3 + 2 * layer]:
+                grads[2 * layer] = grad.t().mm(F.gelu(hidden[layer - 1]))
+            grad_hidden = grad.mm(weights[layer])
+            del grad
+            grad = torch.ops.aten.gelu_backward.grad_input(
+                grad_hidden, hidden[layer - 1], approximate='none',
+                grad_input=grad_hidden)
+            hidden[layer - 1] = None
+            del grad_hidden
+        del hidden
+        if ctx.needs_input_grad[4]:
+            grads[1] = grad.sum(0)
+        if ctx.needs_input_grad[3]:
+            tokens = None if ordered is None else \
+                gather_tokens(feat, ordered).to(dtype)
+            grads[0] = _first_layer_weight_grad(feat, tokens, grad, dtype)
+            del tokens
         grad_feat = None
         if ctx.needs_input_grad[0]:
             grad_feat = _first_layer_input_grad(
                 grad, weights[0], ordered, ctx.feat_shape).to(ctx.feat_dtype)
+        del grad
         grads = [g if g is None else g.to(dtype)
                  for g, dtype in zip(grads, ctx.param_dtypes)]
         return (grad_feat, None, None, *grads)
