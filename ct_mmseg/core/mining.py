@@ -218,7 +218,7 @@ def hard_infonce_triplets(positives: torch.Tensor, negatives: torch.Tensor,
     Returns:
         InfoNCETriplets
     """
-    width, dim = positives.shape[1], positives.shape[2]
+    width = positives.shape[1]
     kept_width = infonce_kept_width(width, hard_fraction)
     similarity = (positives * negatives).sum(dim=-1)
     valid = _keep_first(num_pairs, width)
