@@ -61,6 +61,7 @@ Examples::
         --work-dir work_dirs/bench/sweep
 """
 import argparse
+import contextlib
 import copy
 import csv
 import json
@@ -341,8 +342,7 @@ def make_train_step(model, optimizer, inputs, samples, amp_dtype, device):
 
     def step():
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=amp_dtype or torch.float32,
-                            enabled=amp_dtype is not None):
+        with _autocast(device, amp_dtype):
             losses = model.loss(inputs, samples)
         loss, _ = model.parse_losses(losses)
         if scaler is None:
@@ -356,6 +356,15 @@ def make_train_step(model, optimizer, inputs, samples, amp_dtype, device):
 
     step.optimizer = optimizer
     return step
+
+
+def _autocast(device, amp_dtype):
+    """autocast to ``amp_dtype``, or no context at all for fp32: torch 2.1
+    refuses ``torch.autocast('cpu', dtype=torch.float32)`` even when it is
+    disabled."""
+    if amp_dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=amp_dtype)
 
 
 def timed(fn, device):
@@ -630,9 +639,7 @@ def profile_ct_head(ct_model, inputs, samples, amp_dtype, device, repeats=5):
     features: time, allocator peak, op count, top ops."""
     from torch.profiler import ProfilerActivity, profile
     head = ct_head_of(ct_model)
-    with torch.no_grad(), torch.autocast(
-            device.type, dtype=amp_dtype or torch.float32,
-            enabled=amp_dtype is not None):
+    with torch.no_grad(), _autocast(device, amp_dtype):
         feats = ct_model.backbone(inputs)
     feats = [f.detach().requires_grad_() for f in feats]
     step = head_step(head, feats, samples)

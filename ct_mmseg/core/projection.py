@@ -160,9 +160,7 @@ class _ProjectTokens(torch.autograd.Function):
                 grads[2 * layer] = grad.t().mm(F.gelu(hidden[layer - 1]))
             grad_hidden = grad.mm(weights[layer])
             del grad
-            grad = torch.ops.aten.gelu_backward.grad_input(
-                grad_hidden, hidden[layer - 1], approximate='none',
-                grad_input=grad_hidden)
+            grad = _gelu_backward_into(grad_hidden, hidden[layer - 1])
             hidden[layer - 1] = None
             del grad_hidden
         del hidden
@@ -181,6 +179,17 @@ class _ProjectTokens(torch.autograd.Function):
         grads = [g if g is None else g.to(dtype)
                  for g, dtype in zip(grads, ctx.param_dtypes)]
         return (grad_feat, None, None, *grads)
+
+
+def _gelu_backward_into(grad: Tensor, pre_activation: Tensor) -> Tensor:
+    """GELU's backward written over ``grad`` (no new (n, D) tensor). On the
+    meta device (shape checks) the plain op: torch < 2.2's meta
+    decomposition has no out= form."""
+    if grad.device.type == 'meta':
+        return torch.ops.aten.gelu_backward(grad, pre_activation,
+                                            approximate='none')
+    return torch.ops.aten.gelu_backward.grad_input(
+        grad, pre_activation, approximate='none', grad_input=grad)
 
 
 def _all_tokens(feat: Tensor) -> Tensor:
