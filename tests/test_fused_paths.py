@@ -19,8 +19,7 @@ from ct_mmseg.core import (classes_present, compact_labels, gather_tokens,
                            stage_positive_counts)
 from ct_mmseg.core.losses import _InfoNCEQueryLoss
 from ct_mmseg.models.ct_head import build_projector
-
-IGN = 255
+from test_patch_labels import IGN, MASK
 
 
 # --------------------------------------------------------------------------- #
@@ -136,14 +135,10 @@ def test_a_custom_projection_head_still_trains():
 # stage_labels / stage_patch_masks
 # --------------------------------------------------------------------------- #
 def test_stage_tables_by_hand():
-    """4 x 4 mask, strides 2 and 4. Stride 2 blocks (TL, TR, BL, BR):
-    all 0 / 1,1,1,ign / all 2 / 0,0,0,1; the stride-4 block holds 0, 1, 2
-    and ignore."""
-    mask = torch.tensor([[0, 0, 1, 1],
-                         [0, 0, 1, IGN],
-                         [2, 2, 0, 0],
-                         [2, 2, 0, 1]])[None]
-    tables = stage_labels(mask, (2, 4), ((2, 2), (1, 1)), 3, IGN)
+    """test_patch_labels' 4 x 4 mask, strides 2 and 4. Stride 2 blocks (TL,
+    TR, BL, BR): all 0 / 1,1,1,ign / all 2 / 0,0,0,1; the stride-4 block
+    holds 0, 1, 2 and ignore."""
+    tables = stage_labels(MASK[None], (2, 4), ((2, 2), (1, 1)), 3)
     assert tables.low[0].tolist() == [0, 1, 2, 0]
     assert tables.high[0].tolist() == [0, 3, 2, 1]  # ignore -> K = 3
     assert tables.low[1].tolist() == [0] and tables.high[1].tolist() == [3]
@@ -188,7 +183,7 @@ def test_stage_tables_equal_the_per_stage_functions(trial):
         grids.append((-(-height // s) + (pad == 2) if pad != 1 else
                       max(height // s, 1),
                       -(-width // s) if pad != 1 else max(width // s, 1)))
-    tables = stage_labels(gt, strides, grids, num_classes, IGN)
+    tables = stage_labels(gt, strides, grids, num_classes)
     counts = stage_positive_counts(tables)
     ids = classes_present(gt, num_classes, IGN).nonzero().flatten()
     compact = compact_labels(gt, ids, num_classes)

@@ -86,14 +86,34 @@ def _non_classes_to(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
 
 def _block_labels(gt: torch.Tensor, patch_size: int, grid_hw: Sequence[int],
                   num_classes: int, ignore_index: int) -> torch.Tensor:
-    """long (B * h * w, s * s): the labels of each token's block, ignore and
-    non-classes as K, rows in the order ``b * h * w + row * w + col``."""
-    h, w = grid_hw
-    s = patch_size
-    gt = _non_classes_to(align_gt_to_grid(gt, s, grid_hw, ignore_index),
-                         num_classes)
-    blocks = gt.reshape(gt.shape[0], h, s, w, s).permute(0, 1, 3, 2, 4)
-    return blocks.reshape(-1, s * s)
+    """long (B * h * w, s * s): the labels of each token's block (padding
+    with ``ignore_index``), ignore and non-classes as K, rows in the order
+    ``b * h * w + row * w + col``."""
+    blocks = _fine_blocks(gt, patch_size, grid_hw, ignore_index)
+    return _block_rows(_non_classes_to(blocks, num_classes))
+
+
+def _block_rows(blocks: torch.Tensor) -> torch.Tensor:
+    """(B, h, s, w, s) blocks -> (B * h * w, s * s), one row per token."""
+    stride = blocks.shape[2]
+    return blocks.permute(0, 1, 3, 2, 4).reshape(-1, stride * stride)
+
+
+def _presence(rows: torch.Tensor, num_labels: int) -> torch.Tensor:
+    """bool (N, num_labels): which labels occur in each row of long labels
+    (one scatter, no loop over classes)."""
+    presence = torch.zeros(rows.shape[0], num_labels, dtype=torch.bool,
+                           device=rows.device)
+    return presence.scatter_(1, rows, True)
+
+
+def _count_pure(low: torch.Tensor, high: torch.Tensor,
+                num_classes: int) -> torch.Tensor:
+    """long (K,): blocks whose smallest and largest label are class k (a
+    block holding ignore, label K, counts for nothing)."""
+    label = torch.where(low == high, low, torch.full_like(low, num_classes))
+    counts = torch.zeros(num_classes + 1, dtype=torch.long, device=low.device)
+    return counts.scatter_add_(0, label, torch.ones_like(label))[:num_classes]
 
 
 def patch_class_presence(gt: torch.Tensor, patch_size: int,
@@ -114,11 +134,8 @@ def patch_class_presence(gt: torch.Tensor, patch_size: int,
         in the order of ``feature.flatten(2)`` / ``permute(0, 2, 3, 1)``:
         ``b * h * w + row * w + col``.
     """
-    blocks = _block_labels(gt, patch_size, grid_hw, num_classes,
-                           ignore_index)
-    presence = torch.zeros(blocks.shape[0], num_classes + 1,
-                           dtype=torch.bool, device=gt.device)
-    return presence.scatter_(1, blocks, True)
+    return _presence(_block_labels(gt, patch_size, grid_hw, num_classes,
+                                   ignore_index), num_classes + 1)
 
 
 def classes_present(gt: torch.Tensor, num_classes: int,
@@ -156,10 +173,7 @@ def positive_counts(gt: torch.Tensor, patch_size: int,
     """
     blocks = _block_labels(gt, patch_size, grid_hw, num_classes,
                            ignore_index)
-    low, high = blocks.amin(1), blocks.amax(1)
-    label = torch.where(low == high, low, torch.full_like(low, num_classes))
-    counts = torch.zeros(num_classes + 1, dtype=torch.long, device=gt.device)
-    return counts.scatter_add_(0, label, torch.ones_like(label))[:num_classes]
+    return _count_pure(blocks.amin(1), blocks.amax(1), num_classes)
 
 
 def compact_labels(gt: torch.Tensor, class_ids: torch.Tensor,
@@ -289,16 +303,19 @@ def _pool(table: torch.Tensor, grid: Sequence[int], ratio: int,
 
 
 def stage_labels(gt: torch.Tensor, strides: Sequence[int],
-                 grids: Sequence[Sequence[int]], num_classes: int,
-                 ignore_index: int) -> StageLabels:
+                 grids: Sequence[Sequence[int]],
+                 num_classes: int) -> StageLabels:
     """Block label ranges of every stage from one pass over the GT.
+
+    Every label that is not a class (ignore included) becomes K, and the
+    padding of a grid larger than the mask is K too, so no ignore label is
+    needed here.
 
     Args:
         gt (Tensor): (B, H, W) integer labels, already checked.
         strides (list[int]): the stages' strides.
         grids (list[tuple[int, int]]): the stages' (h, w) token grids.
         num_classes (int): K.
-        ignore_index (int): label of ignored pixels.
 
     Returns:
         StageLabels
@@ -324,15 +341,8 @@ def stage_labels(gt: torch.Tensor, strides: Sequence[int],
 def stage_positive_counts(tables: StageLabels) -> torch.Tensor:
     """long (S, K): how many tokens of each stage are positives of each class
     (blocks whose smallest and largest label are that class)."""
-    num_classes = tables.num_classes
-    counts = []
-    for low, high in zip(tables.low, tables.high):
-        label = torch.where(low == high, low,
-                            torch.full_like(low, num_classes))
-        count = torch.zeros(num_classes + 1, dtype=torch.long,
-                            device=low.device)
-        counts.append(count.scatter_add_(0, label, torch.ones_like(label)))
-    return torch.stack(counts)[:, :num_classes]
+    return torch.stack([_count_pure(low, high, tables.num_classes)
+                        for low, high in zip(tables.low, tables.high)])
 
 
 def stage_patch_masks(tables: StageLabels, class_ids: torch.Tensor,
@@ -360,10 +370,8 @@ def stage_patch_masks(tables: StageLabels, class_ids: torch.Tensor,
     for stride, cells, members in _stage_groups(tables.strides, tables.grids):
         blocks = _fine_blocks(compact, stride, cells, num_kept)
         batch, rows, _, cols, _ = blocks.shape
-        flat = blocks.permute(0, 1, 3, 2, 4).reshape(-1, stride * stride)
-        presence = torch.zeros(flat.shape[0], num_kept + 1, dtype=torch.bool,
-                               device=flat.device).scatter_(1, flat, True)
-        presence = presence.view(batch, rows, cols, num_kept + 1)
+        presence = _presence(_block_rows(blocks), num_kept + 1).view(
+            batch, rows, cols, num_kept + 1)
         for stage, ratio in members:
             stage_presence = _pool(presence, tables.grids[stage], ratio,
                                    lambda t, d: t.any(d))

@@ -294,7 +294,7 @@ class ContrastiveTransformerHead(BaseDecodeHead):
         # every stage's block labels from one pass over the GT
         tables = stage_labels(gt, self.strides,
                               [tuple(feat.shape[-2:]) for feat in feats],
-                              self.num_classes, self.ignore_index)
+                              self.num_classes)
         most_positives = stage_positive_counts(tables).amax(1)
         # Work on the classes present only, so that time and memory follow
         # them and not the dataset's class count (150 for ADE20K), and draw
