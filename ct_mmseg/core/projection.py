@@ -61,6 +61,14 @@ def gather_tokens(feat: Tensor, index: Tensor) -> Tensor:
     return feat.reshape(batch, channels, area)[index // area, :, index % area]
 
 
+def projects_every_token(feat: Tensor, num_drawn: int) -> bool:
+    """Whether drawing ``num_drawn`` tokens of a (B, C, h, w) map should
+    instead project each of its tokens once and pick the drawn rows: when
+    there are at least as many draws as tokens."""
+    batch, _, height, width = feat.shape
+    return batch * height * width <= num_drawn
+
+
 def scatter_tokens(grad_rows: Tensor, index: Tensor,
                    shape: Sequence[int]) -> Tensor:
     """Adjoint of :func:`gather_tokens`: (B, C, h, w) zeros plus each row
@@ -85,8 +93,6 @@ class _ProjectTokens(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, feat, index, recompute_hidden, *params):
-        batch, channels, height, width = feat.shape
-        project_all = batch * height * width <= index.numel()
         # fp32 whatever AMP or the backbone use, so that the norms cannot
         # overflow; fp64 stays fp64 (gradcheck)
         dtype = torch.float64 if torch.float64 in (
@@ -94,7 +100,7 @@ class _ProjectTokens(torch.autograd.Function):
         weights = [p.to(dtype) for p in params[0::2]]
         biases = [p.to(dtype) for p in params[1::2]]
         order = ordered = inverse = None
-        if not project_all:
+        if not projects_every_token(feat, index.numel()):
             order = torch.sort(index, stable=True)[1]
             ordered = index.index_select(0, order)
             # row j of the draw-order output is row inverse[j] of the sorted
@@ -109,13 +115,10 @@ class _ProjectTokens(torch.autograd.Function):
         # keeps, the one the loss keeps anyway (the normalisation acts row
         # by row, so its backward can run on the drawn rows before their
         # gradients are summed per token)
-        rows = index if project_all else inverse
+        rows = index if ordered is None else inverse
         out = out.index_select(0, rows)
         norm = norm.index_select(0, rows)
-        ctx.project_all = project_all
         ctx.recompute_hidden = recompute_hidden
-        ctx.feat_shape = feat.shape
-        ctx.feat_dtype = feat.dtype
         ctx.param_dtypes = [p.dtype for p in params]
         ctx.save_for_backward(feat, index, order, ordered, out, norm,
                               *(() if recompute_hidden else hidden),
@@ -139,9 +142,9 @@ class _ProjectTokens(torch.autograd.Function):
         # d normalize, per drawn row: (g - y (g . y)) / |z|; the row dot
         # products as a batched product, without an (n, D) temporary
         dot = torch.bmm(grad_out.unsqueeze(1), out.unsqueeze(2)).view(-1, 1)
-        if ctx.project_all:  # then summed per token
+        if ordered is None:  # every token: then summed per token
             grad = torch.mul(out, dot).neg_().add_(grad_out).div_(norm)
-            batch, _, height, width = ctx.feat_shape
+            batch, _, height, width = feat.shape
             grad = grad.new_zeros(batch * height * width, grad.shape[1]
                                   ).index_add_(0, index, grad)
         else:  # sorted order from here on
@@ -167,14 +170,12 @@ class _ProjectTokens(torch.autograd.Function):
         if ctx.needs_input_grad[4]:
             grads[1] = grad.sum(0)
         if ctx.needs_input_grad[3]:
-            tokens = None if ordered is None else \
-                gather_tokens(feat, ordered).to(dtype)
-            grads[0] = _first_layer_weight_grad(feat, tokens, grad, dtype)
-            del tokens
+            grads[0] = _first_layer_weight_grad(
+                _first_layer_input(feat, ordered, dtype), grad)
         grad_feat = None
         if ctx.needs_input_grad[0]:
             grad_feat = _first_layer_input_grad(
-                grad, weights[0], ordered, ctx.feat_shape).to(ctx.feat_dtype)
+                grad, weights[0], ordered, feat.shape).to(feat.dtype)
         del grad
         grads = [g if g is None else g.to(dtype)
                  for g, dtype in zip(grads, ctx.param_dtypes)]
@@ -192,24 +193,26 @@ def _gelu_backward_into(grad: Tensor, pre_activation: Tensor) -> Tensor:
         grad, pre_activation, approximate='none', grad_input=grad)
 
 
-def _all_tokens(feat: Tensor) -> Tensor:
-    """(B, h*w, C) view of a (B, C, h, w) map: no copy; batched products
-    read it as transposed matrices."""
-    return feat.reshape(feat.shape[0], feat.shape[1], -1).transpose(1, 2)
+def _first_layer_input(feat: Tensor, ordered: Optional[Tensor],
+                       dtype: torch.dtype) -> Tensor:
+    """The tokens ``ordered`` (sorted) gathered as (n, C) rows or, when None,
+    every token as a (B, h*w, C) view of the map (no copy: batched products
+    read it as transposed matrices), in the compute dtype."""
+    if ordered is None:
+        return feat.reshape(feat.shape[0], feat.shape[1], -1).transpose(
+            1, 2).to(dtype)
+    return gather_tokens(feat, ordered).to(dtype)
 
 
-def _mlp_forward(feat, ordered, weights, biases, dtype, last=True,
-                 tokens=None):
+def _mlp_forward(feat, ordered, weights, biases, dtype, last=True):
     """Hidden pre-activations and the last layer's output (pre-norm), for
     the tokens ``ordered`` (sorted) or, when None, every token."""
-    if ordered is None:  # every token: read the map in place
-        tokens = _all_tokens(feat).to(dtype)
+    tokens = _first_layer_input(feat, ordered, dtype)
+    if tokens.dim() == 3:  # every token: batched over the images
         out = torch.baddbmm(biases[0], tokens,
                             weights[0].t().expand(feat.shape[0], -1, -1))
         out = out.reshape(-1, weights[0].shape[0])
     else:
-        if tokens is None:
-            tokens = gather_tokens(feat, ordered).to(dtype)
         out = torch.addmm(biases[0], tokens, weights[0].t())
     hidden = []
     for weight, bias in zip(weights[1:], biases[1:]):
@@ -220,10 +223,10 @@ def _mlp_forward(feat, ordered, weights, biases, dtype, last=True,
     return hidden, out
 
 
-def _first_layer_weight_grad(feat, tokens, grad, dtype):
-    if tokens is None:  # every token
-        grad = grad.view(feat.shape[0], -1, grad.shape[1]).transpose(1, 2)
-        return torch.bmm(grad, _all_tokens(feat).to(dtype)).sum(0)
+def _first_layer_weight_grad(tokens, grad):
+    if tokens.dim() == 3:  # every token, (B, h*w, C)
+        grad = grad.view(tokens.shape[0], -1, grad.shape[1]).transpose(1, 2)
+        return torch.bmm(grad, tokens).sum(0)
     return grad.t().mm(tokens)
 
 

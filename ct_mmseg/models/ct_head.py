@@ -14,9 +14,10 @@ from mmseg.utils import ConfigType, SampleList
 from torch import Tensor
 
 from .training_state import training_iteration
-from ..core import (check_labels, classes_present, mlp_linears,
-                    project_tokens, sample_candidates, stage_labels,
-                    stage_patch_masks, stage_positive_counts)
+from ..core import (check_labels, classes_present, gather_tokens,
+                    mlp_linears, project_tokens, projects_every_token,
+                    sample_candidates, stage_labels, stage_patch_masks,
+                    stage_positive_counts)
 
 
 def build_projector(in_channels: int, channels: int, num_layers: int) -> nn.Module:
@@ -240,14 +241,10 @@ class ContrastiveTransformerHead(BaseDecodeHead):
             if linears is not None:
                 return project_tokens(feat, index, linears,
                                       recompute_hidden=self._recompute())
-            batch, channels, height, width = feat.shape
-            if batch * height * width <= index.numel():
-                # Fewer tokens than draws: project each token once.
-                tokens = feat.permute(0, 2, 3, 1).reshape(-1, channels)
+            if projects_every_token(feat, index.numel()):
+                tokens = feat.permute(0, 2, 3, 1).reshape(-1, feat.shape[1])
                 return self._project(projector, tokens)[index]
-            area = height * width
-            drawn = feat.flatten(2)[index // area, :, index % area]
-            return self._project(projector, drawn)
+            return self._project(projector, gather_tokens(feat, index))
 
     def _recompute(self) -> bool:
         return self.checkpoint_projection and self.training and \
