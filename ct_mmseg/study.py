@@ -973,6 +973,16 @@ class Comparison:
         return f'{label} ({self.note})' if self.note else label
 
 
+def t_half_width(values: Sequence[float],
+                 confidence: float = CONFIDENCE) -> float:
+    """Half width of the t confidence interval of the mean of ``values``
+    (n >= 2): t_{(1 + confidence) / 2, n - 1} * sd / sqrt(n)."""
+    from scipy import stats
+    quantile = (1 + confidence) / 2
+    return float(stats.t.ppf(quantile, len(values) - 1)) * \
+        sample_std(values) / math.sqrt(len(values))
+
+
 def finite_or_none(value) -> Optional[float]:
     value = float(value)
     return value if math.isfinite(value) else None
@@ -1011,7 +1021,7 @@ def compare(arm: Dict[int, float], baseline: Dict[int, float],
             return Comparison('paired', diff, diff, diff, None, df, None,
                               'differences all equal: no t-test')
         test = stats.ttest_rel(a, b)
-        half = float(stats.t.ppf(quantile, df)) * se
+        half = t_half_width(d, confidence)
         return Comparison('paired', diff, diff - half, diff + half,
                           finite_or_none(test.statistic), df,
                           finite_or_none(test.pvalue))

@@ -442,13 +442,12 @@ def paired_ratio_interval(base_times, ct_times, level=0.95):
         tuple[float, float, float] | None: (mean, low, high); None with
         fewer than two rounds.
     """
+    from ct_mmseg.study import t_half_width
     ratios = [c / b for b, c in zip(base_times, ct_times)]
     if len(ratios) < 2:
         return None
-    from scipy import stats
     mean = statistics.fmean(ratios)
-    half = float(stats.t.ppf((1 + level) / 2, len(ratios) - 1)) * \
-        statistics.stdev(ratios) / len(ratios) ** 0.5
+    half = t_half_width(ratios, level)
     return round(mean, 4), round(mean - half, 4), round(mean + half, 4)
 
 
