@@ -14,8 +14,8 @@ import torch.nn.functional as F
 
 from ct_mmseg.core import (classes_present, compact_labels, gather_tokens,
                            infonce_class_losses, mlp_linears, patch_masks,
-                           positive_counts, project_tokens, scatter_tokens,
-                           stage_labels, stage_patch_masks,
+                           positive_counts, project_tokens, projected_tokens,
+                           scatter_tokens, stage_labels, stage_patch_masks,
                            stage_positive_counts)
 from ct_mmseg.core.losses import _InfoNCEQueryLoss
 from ct_mmseg.models.ct_head import build_projector
@@ -48,17 +48,23 @@ def test_projection_by_hand():
 @pytest.mark.parametrize('num_drawn', [0, 7, 40, 75],
                          ids=['none', 'drawn', 'drawn-repeats', 'all-tokens'])
 @pytest.mark.parametrize('recompute', [True, False])
-def test_projection_equals_the_module_path(num_layers, num_drawn, recompute):
+@pytest.mark.parametrize('distinct', [True, False],
+                         ids=['distinct-tokens', 'sorted-draws'])
+def test_projection_equals_the_module_path(num_layers, num_drawn, recompute,
+                                           distinct):
     """Same values and gradients (map and every parameter) as autograd
     through the modules, in float64 to the last bits; with repeated tokens,
-    no token, and more draws than tokens (the every-token path)."""
+    no token, and more draws than tokens (the every-token path); the head
+    run once per distinct token (the CPU's default) or once per draw (a
+    GPU's)."""
     gen = torch.Generator().manual_seed(num_layers * 100 + num_drawn)
     projector = build_projector(5, 6, num_layers).double()
     feat = torch.randn(2, 5, 4, 6, generator=gen,
                        dtype=torch.float64).requires_grad_()
     index = torch.randint(0, 48, (num_drawn,), generator=gen)
     want = module_path(feat, index, projector)
-    got = project_tokens(feat, index, mlp_linears(projector), recompute)
+    got = project_tokens(feat, index, mlp_linears(projector), recompute,
+                         distinct)
     torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
     grad = torch.randn(want.shape, generator=gen, dtype=torch.float64)
     inputs = [feat, *projector.parameters()]
@@ -67,14 +73,33 @@ def test_projection_equals_the_module_path(num_layers, num_drawn, recompute):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
-def test_projection_gradcheck():
+@pytest.mark.parametrize('distinct', [True, False])
+def test_projection_gradcheck(distinct):
     projector = build_projector(3, 4, 2).double()
     feat = torch.randn(1, 3, 3, 3, dtype=torch.float64, requires_grad=True)
     linears = mlp_linears(projector)
     for index in (torch.tensor([4, 0, 4, 8]), torch.arange(9).repeat(2)):
         assert torch.autograd.gradcheck(
-            lambda f, *p: project_tokens(f, index, linears),
+            lambda f, *p: project_tokens(f, index, linears,
+                                         distinct=distinct),
             (feat, *projector.parameters()))
+
+
+def test_projected_tokens_by_hand():
+    """Draws 7, 2, 7, 5 of a 2 x 3 x 3 map (18 tokens): distinct tokens
+    2, 5, 7 with the draws at rows 2, 0, 2, 1; or the sorted draws
+    2, 5, 7, 7 with the draws at rows 2, 0, 3, 1; with 18 draws or more,
+    every token and the draws as rows."""
+    feat = torch.zeros(2, 1, 3, 3)
+    index = torch.tensor([7, 2, 7, 5])
+    tokens, rows = projected_tokens(feat, index, distinct=True)
+    assert tokens.tolist() == [2, 5, 7] and rows.tolist() == [2, 0, 2, 1]
+    tokens, rows = projected_tokens(feat, index, distinct=False)
+    assert tokens.tolist() == [2, 5, 7, 7] and rows.tolist() == [2, 0, 3, 1]
+    assert projected_tokens(feat, index)[0].tolist() == [2, 5, 7]  # CPU
+    many = torch.arange(18).flip(0)
+    tokens, rows = projected_tokens(feat, many, distinct=True)
+    assert tokens is None and rows is many
 
 
 def test_projection_of_a_half_precision_map_is_fp32_with_a_matching_grad():

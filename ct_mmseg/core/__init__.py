@@ -11,7 +11,8 @@ from .patch_labels import (PatchMasks, align_gt_to_grid, check_labels,
                            StageLabels, stage_labels, stage_patch_masks,
                            stage_positive_counts)
 from .projection import (gather_tokens, mlp_linears, project_tokens,
-                         projects_every_token, scatter_tokens)
+                         projected_tokens, projects_every_token,
+                         scatter_tokens)
 
 __all__ = [
     'ClassLosses', 'cl_class_losses', 'cl_pair_loss', 'infonce_class_losses',
@@ -22,5 +23,6 @@ __all__ = [
     'compact_labels', 'positive_counts',
     'patch_class_presence', 'patch_masks', 'StageLabels', 'stage_labels',
     'stage_patch_masks', 'stage_positive_counts', 'gather_tokens', 'mlp_linears',
-    'project_tokens', 'projects_every_token', 'scatter_tokens'
+    'project_tokens', 'projected_tokens', 'projects_every_token',
+    'scatter_tokens'
 ]

@@ -18,12 +18,15 @@ that
   (``recompute_hidden=False``) or nothing else, the hidden layers then being
   recomputed from the re-gathered tokens;
 * needs no extra matrix product for the last layer, unlike recomputing the
-  whole head with ``torch.utils.checkpoint``.
+  whole head with ``torch.utils.checkpoint``;
+* on the CPU runs the head once per distinct drawn token: a token drawn as
+  a negative of several classes is projected once
+  (:func:`projected_tokens`).
 
 Values equal the module path's up to float rounding (tested); the head keeps
 the plain module path for projection heads of any other form.
 """
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -82,45 +85,39 @@ def scatter_tokens(grad_rows: Tensor, index: Tensor,
 
 
 class _ProjectTokens(torch.autograd.Function):
-    """See :func:`project_tokens`. Inputs after ``recompute_hidden``: the
-    weights and biases of the Linear layers, interleaved.
+    """See :func:`project_tokens`. Inputs after ``recompute_hidden`` and
+    ``distinct``: the weights and biases of the Linear layers, interleaved.
 
-    Drawn tokens are processed in sorted (memory) order, so the gather and
-    the scatter of the gradient read and write the map's cache lines in
-    sequence; only the (n, D) output is put back in draw order, and the
-    incoming gradient into sorted order.
+    The head runs on the projected tokens ``tokens`` (sorted indices, or
+    None for every token) and the drawn rows are picked from its output
+    by ``rows``; see :func:`projected_tokens`. Sorted tokens make the
+    gather and the scatter of the gradient read and write the map's cache
+    lines in sequence.
     """
 
     @staticmethod
-    def forward(ctx, feat, index, recompute_hidden, *params):
+    def forward(ctx, feat, index, recompute_hidden, distinct, *params):
         # fp32 whatever AMP or the backbone use, so that the norms cannot
         # overflow; fp64 stays fp64 (gradcheck)
         dtype = torch.float64 if torch.float64 in (
             feat.dtype, params[0].dtype) else torch.float32
         weights = [p.to(dtype) for p in params[0::2]]
         biases = [p.to(dtype) for p in params[1::2]]
-        order = ordered = inverse = None
-        if not projects_every_token(feat, index.numel()):
-            order = torch.sort(index, stable=True)[1]
-            ordered = index.index_select(0, order)
-            # row j of the draw-order output is row inverse[j] of the sorted
-            inverse = torch.empty_like(order).scatter_(
-                0, order, torch.arange(order.numel(), device=order.device))
+        tokens, rows = projected_tokens(feat, index, distinct)
         ctx.dtype = dtype
-        hidden, out = _mlp_forward(feat, ordered, weights, biases, dtype)
+        hidden, out = _mlp_forward(feat, tokens, weights, biases, dtype)
         norm = torch.linalg.vector_norm(out, dim=1, keepdim=True)
         norm = norm.clamp_min_(NORM_EPS)
         out = out.div_(norm)  # F.normalize's arithmetic
         # the drawn rows in draw order: the only (n, D) tensor backward
         # keeps, the one the loss keeps anyway (the normalisation acts row
-        # by row, so its backward can run on the drawn rows before their
-        # gradients are summed per token)
-        rows = index if ordered is None else inverse
+        # by row, so its backward runs on the drawn rows before their
+        # gradients are summed per projected token)
         out = out.index_select(0, rows)
         norm = norm.index_select(0, rows)
         ctx.recompute_hidden = recompute_hidden
         ctx.param_dtypes = [p.dtype for p in params]
-        ctx.save_for_backward(feat, index, order, ordered, out, norm,
+        ctx.save_for_backward(feat, tokens, rows, out, norm,
                               *(() if recompute_hidden else hidden),
                               *weights, *biases)
         return out
@@ -133,7 +130,7 @@ class _ProjectTokens(torch.autograd.Function):
         # (n, D) temporary is freed as soon as it is used (``del``), the
         # GELU derivative is written over its input, and the tokens are
         # gathered again rather than kept across the hidden layers.
-        feat, index, order, ordered, out, norm, *rest = ctx.saved_tensors
+        feat, tokens, rows, out, norm, *rest = ctx.saved_tensors
         num_layers = len(ctx.param_dtypes) // 2
         weights = rest[-2 * num_layers:-num_layers]
         hidden = list(rest[:-2 * num_layers])
@@ -142,24 +139,23 @@ class _ProjectTokens(torch.autograd.Function):
         # d normalize, per drawn row: (g - y (g . y)) / |z|; the row dot
         # products as a batched product, without an (n, D) temporary
         dot = torch.bmm(grad_out.unsqueeze(1), out.unsqueeze(2)).view(-1, 1)
-        if ordered is None:  # every token: then summed per token
-            grad = torch.mul(out, dot).neg_().add_(grad_out).div_(norm)
-            batch, _, height, width = feat.shape
-            grad = grad.new_zeros(batch * height * width, grad.shape[1]
-                                  ).index_add_(0, index, grad)
-        else:  # sorted order from here on
-            grad = out.index_select(0, order).mul_(dot.index_select(0, order))
-            grad.neg_().add_(grad_out.index_select(0, order)).div_(
-                norm.index_select(0, order))
+        grad_rows = torch.mul(out, dot).neg_().add_(grad_out).div_(norm)
         del dot
+        # summed per projected token (a plain reordering where each token
+        # was drawn once)
+        num_projected = feat.shape[0] * feat.shape[2] * feat.shape[3] \
+            if tokens is None else tokens.numel()
+        grad = grad_rows.new_zeros(num_projected, grad_rows.shape[1]
+                                   ).index_add_(0, rows, grad_rows)
+        del grad_rows
         if ctx.recompute_hidden and num_layers > 1:
-            hidden, _ = _mlp_forward(feat, ordered, weights[:-1],
+            hidden, _ = _mlp_forward(feat, tokens, weights[:-1],
                                      rest[-num_layers:-1], dtype, last=False)
         grads: List[Optional[Tensor]] = [None] * (2 * num_layers)
         for layer in reversed(range(1, num_layers)):
-            if ctx.needs_input_grad[4 + 2 * layer]:
+            if ctx.needs_input_grad[5 + 2 * layer]:
                 grads[2 * layer + 1] = grad.sum(0)
-            if ctx.needs_input_grad[3 + 2 * layer]:
+            if ctx.needs_input_grad[4 + 2 * layer]:
                 grads[2 * layer] = grad.t().mm(F.gelu(hidden[layer - 1]))
             grad_hidden = grad.mm(weights[layer])
             del grad
@@ -167,19 +163,60 @@ class _ProjectTokens(torch.autograd.Function):
             hidden[layer - 1] = None
             del grad_hidden
         del hidden
-        if ctx.needs_input_grad[4]:
+        if ctx.needs_input_grad[5]:
             grads[1] = grad.sum(0)
-        if ctx.needs_input_grad[3]:
+        if ctx.needs_input_grad[4]:
             grads[0] = _first_layer_weight_grad(
-                _first_layer_input(feat, ordered, dtype), grad)
+                _first_layer_input(feat, tokens, dtype), grad)
         grad_feat = None
         if ctx.needs_input_grad[0]:
             grad_feat = _first_layer_input_grad(
-                grad, weights[0], ordered, feat.shape).to(feat.dtype)
+                grad, weights[0], tokens, feat.shape).to(feat.dtype)
         del grad
         grads = [g if g is None else g.to(dtype)
                  for g, dtype in zip(grads, ctx.param_dtypes)]
-        return (grad_feat, None, None, *grads)
+        return (grad_feat, None, None, None, *grads)
+
+
+def projected_tokens(feat: Tensor, index: Tensor,
+                     distinct: Optional[bool] = None
+                     ) -> Tuple[Optional[Tensor], Tensor]:
+    """Which tokens of a (B, C, h, w) map to run the head on for the draws
+    ``index``, and where each draw's row is in the head's output.
+
+    * At least as many draws as tokens: every token (``None``), and the
+      rows are the draws themselves.
+    * ``distinct``: each distinct drawn token once, sorted. A token is a
+      negative of every class it does not hold, so one drawn for several
+      classes is projected once (at stride 4 with 6 classes present, about
+      a quarter of the draws are repeats).
+    * else the draws sorted, repeats included: shapes that do not depend
+      on the draws.
+
+    Args:
+        feat (Tensor): (B, C, h, w) stage output.
+        index (Tensor): long (n,), drawn token indices.
+        distinct (bool, optional): see above. Default None: on the CPU
+            only. How many tokens are distinct depends on the draws; on the
+            CPU that costs nothing, on a GPU reading it would be a second
+            host-device synchronisation per stage.
+
+    Returns:
+        tuple: ``tokens``, long (u,) sorted token indices or None (every
+        token), and ``rows``, long (n,): draw j is row ``rows[j]`` of the
+        head's output.
+    """
+    if projects_every_token(feat, index.numel()):
+        return None, index
+    if distinct is None:
+        distinct = index.device.type == 'cpu'
+    if distinct:
+        tokens, rows = torch.unique(index, sorted=True, return_inverse=True)
+        return tokens, rows
+    tokens, order = torch.sort(index, stable=True)
+    rows = torch.empty_like(order).scatter_(
+        0, order, torch.arange(order.numel(), device=order.device))
+    return tokens, rows
 
 
 def _gelu_backward_into(grad: Tensor, pre_activation: Tensor) -> Tensor:
@@ -193,27 +230,27 @@ def _gelu_backward_into(grad: Tensor, pre_activation: Tensor) -> Tensor:
         grad, pre_activation, approximate='none', grad_input=grad)
 
 
-def _first_layer_input(feat: Tensor, ordered: Optional[Tensor],
+def _first_layer_input(feat: Tensor, tokens: Optional[Tensor],
                        dtype: torch.dtype) -> Tensor:
-    """The tokens ``ordered`` (sorted) gathered as (n, C) rows or, when None,
+    """The (sorted) token indices ``tokens`` gathered as (u, C) rows or, when None,
     every token as a (B, h*w, C) view of the map (no copy: batched products
     read it as transposed matrices), in the compute dtype."""
-    if ordered is None:
+    if tokens is None:
         return feat.reshape(feat.shape[0], feat.shape[1], -1).transpose(
             1, 2).to(dtype)
-    return gather_tokens(feat, ordered).to(dtype)
+    return gather_tokens(feat, tokens).to(dtype)
 
 
-def _mlp_forward(feat, ordered, weights, biases, dtype, last=True):
+def _mlp_forward(feat, tokens, weights, biases, dtype, last=True):
     """Hidden pre-activations and the last layer's output (pre-norm), for
-    the tokens ``ordered`` (sorted) or, when None, every token."""
-    tokens = _first_layer_input(feat, ordered, dtype)
-    if tokens.dim() == 3:  # every token: batched over the images
-        out = torch.baddbmm(biases[0], tokens,
+    the (sorted) token indices ``tokens`` or, when None, every token."""
+    inputs = _first_layer_input(feat, tokens, dtype)
+    if inputs.dim() == 3:  # every token: batched over the images
+        out = torch.baddbmm(biases[0], inputs,
                             weights[0].t().expand(feat.shape[0], -1, -1))
         out = out.reshape(-1, weights[0].shape[0])
     else:
-        out = torch.addmm(biases[0], tokens, weights[0].t())
+        out = torch.addmm(biases[0], inputs, weights[0].t())
     hidden = []
     for weight, bias in zip(weights[1:], biases[1:]):
         hidden.append(out)
@@ -223,24 +260,25 @@ def _mlp_forward(feat, ordered, weights, biases, dtype, last=True):
     return hidden, out
 
 
-def _first_layer_weight_grad(tokens, grad):
-    if tokens.dim() == 3:  # every token, (B, h*w, C)
-        grad = grad.view(tokens.shape[0], -1, grad.shape[1]).transpose(1, 2)
-        return torch.bmm(grad, tokens).sum(0)
-    return grad.t().mm(tokens)
+def _first_layer_weight_grad(inputs, grad):
+    if inputs.dim() == 3:  # every token, (B, h*w, C)
+        grad = grad.view(inputs.shape[0], -1, grad.shape[1]).transpose(1, 2)
+        return torch.bmm(grad, inputs).sum(0)
+    return grad.t().mm(inputs)
 
 
-def _first_layer_input_grad(grad, weight, ordered, shape):
+def _first_layer_input_grad(grad, weight, tokens, shape):
     batch, channels, height, width = shape
-    if ordered is None:  # straight into the (B, C, h*w) layout
+    if tokens is None:  # straight into the (B, C, h*w) layout
         grad = grad.view(batch, -1, grad.shape[1]).transpose(1, 2)
         out = torch.bmm(weight.t().expand(batch, -1, -1), grad)
         return out.view(batch, channels, height, width)
-    return scatter_tokens(grad.mm(weight), ordered, shape)
+    return scatter_tokens(grad.mm(weight), tokens, shape)
 
 
 def project_tokens(feat: Tensor, index: Tensor, linears: Sequence[nn.Linear],
-                   recompute_hidden: bool = True) -> Tensor:
+                   recompute_hidden: bool = True,
+                   distinct: Optional[bool] = None) -> Tensor:
     """L2-normalised projections of tokens ``index`` of a feature map, fp32.
 
     The same values as ``F.normalize(head(tokens), dim=-1)`` for a
@@ -251,12 +289,16 @@ def project_tokens(feat: Tensor, index: Tensor, linears: Sequence[nn.Linear],
         feat (Tensor): (B, C, h, w) stage output, any float dtype.
         index (Tensor): long (n,), token indices ``b * h * w + row * w +
             col``; repeats allowed. When n >= B * h * w every token is
-            projected once and the rows are picked from the result.
+            projected once and the rows are picked from the result; else,
+            on the CPU, each distinct drawn token once.
         linears (list[nn.Linear]): the head's layers, GELU between them.
         recompute_hidden (bool): keep no hidden activation for backward and
             recompute them there (one product per hidden layer; the last
             layer, the largest share of a deep head, is never recomputed).
             Default True.
+        distinct (bool, optional): run the head once per distinct drawn
+            token (see :func:`projected_tokens`). Default None: on the CPU
+            only. Same values up to float rounding.
 
     Returns:
         Tensor: (n, D), float32 (float64 if the map or the head is).
@@ -264,4 +306,5 @@ def project_tokens(feat: Tensor, index: Tensor, linears: Sequence[nn.Linear],
     params = [t for lin in linears for t in (lin.weight, lin.bias)]
     if any(t is None for t in params):
         raise ValueError('project_tokens: every Linear layer needs a bias')
-    return _ProjectTokens.apply(feat, index, recompute_hidden, *params)
+    return _ProjectTokens.apply(feat, index, recompute_hidden, distinct,
+                                *params)
