@@ -7,9 +7,10 @@ import glob
 import json
 import os
 import os.path as osp
+import socket
 import subprocess
 import sys
-from typing import List, Sequence
+from typing import List, Sequence, Tuple
 
 import mmseg
 
@@ -103,3 +104,109 @@ def tiny_config(tmp_path, data_root, ct=True) -> str:
     path.write_text(TINY.format(base=osp.join(DEMO, base),
                                 data_root=data_root))
     return str(path)
+
+
+# --------------------------------------------------------------------------- #
+# two gloo processes through MMSeg's tools/train.py
+# --------------------------------------------------------------------------- #
+GLOO_LAUNCHER = r'''
+"""torchrun entry: gloo process group first, then MMSeg's tools/train.py."""
+import hashlib
+import json
+import os
+import runpy
+import sys
+
+import torch
+import torch.distributed as dist
+from mmengine.hooks import Hook
+from mmseg.registry import HOOKS
+
+dist.init_process_group('gloo')  # env:// from torchrun
+
+
+def param_hash(model):
+    flat = torch.cat([p.detach().flatten() for p in model.parameters()])
+    return hashlib.sha1(flat.float().numpy().tobytes()).hexdigest()
+
+
+@HOOKS.register_module()
+class RankProbeHook(Hook):
+    """Per rank, one JSON line per event: the runner, the wrapper, its
+    find_unused_parameters, the SyncBN count and a hash of the parameters
+    before and after training, and each iteration's CT losses."""
+
+    def _say(self, **kw):
+        # one file per rank: the ranks' stdout lines interleave
+        rank = dist.get_rank()
+        path = os.path.join(os.environ['RANK_PROBE_DIR'], f'rank{rank}.jsonl')
+        with open(path, 'a') as f:
+            f.write(json.dumps(dict(rank=rank, **kw)) + '\n')
+
+    def before_train(self, runner):
+        model = runner.model
+        self._say(event='before', runner=type(runner).__name__,
+                  wrapper=type(model).__name__,
+                  find_unused=bool(getattr(model, 'find_unused_parameters',
+                                           None)),
+                  world=dist.get_world_size(),
+                  syncbn=sum(isinstance(m, torch.nn.SyncBatchNorm)
+                             for m in model.modules()),
+                  params=param_hash(model))
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        self._say(event='iter', iter=runner.iter,
+                  ct={k: float(v) for k, v in outputs.items()
+                      if 'loss_ct' in k})
+
+    def after_train(self, runner):
+        self._say(event='after', params=param_hash(runner.model))
+
+
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name='__main__')
+'''
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def train_on_two_gloo_ranks(config, work_dir, tmp_path
+                            ) -> Tuple[List[dict], str]:
+    """``torchrun --nproc_per_node 2`` of MMSeg's tools/train.py on the CPU.
+
+    mmengine's ``init_dist('pytorch')`` calls ``torch.cuda.set_device``,
+    which fails without a GPU; ``Runner.setup_env`` skips it when a process
+    group exists, so a small launcher creates the gloo group from torchrun's
+    environment and then runs tools/train.py unchanged (``runpy``). The
+    config must list ``dict(type='RankProbeHook')`` in its custom hooks.
+
+    Returns:
+        tuple: the probe records of both ranks (see ``RankProbeHook``) and
+        the launch's stdout + stderr.
+    """
+    launcher = osp.join(str(tmp_path), 'gloo_launch.py')
+    with open(launcher, 'w') as f:
+        f.write(GLOO_LAUNCHER)
+    probe_dir = osp.join(str(tmp_path), 'probes')
+    os.makedirs(probe_dir)
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1',
+               PYTHONWARNINGS='ignore', RANK_PROBE_DIR=probe_dir)
+    out = subprocess.run(
+        [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node',
+         '2', '--master_addr', '127.0.0.1', '--master_port', str(free_port()),
+         launcher, osp.join(TOOLS, 'train.py'), str(config),
+         '--launcher', 'pytorch', '--work-dir', str(work_dir)],
+        cwd=str(tmp_path), env=env, capture_output=True, text=True,
+        timeout=300)
+    log = out.stdout + out.stderr
+    assert out.returncode == 0, log[-6000:]
+    records = []
+    for rank in (0, 1):
+        with open(osp.join(probe_dir, f'rank{rank}.jsonl')) as f:
+            records += [json.loads(line) for line in f.read().splitlines()]
+    return records, log

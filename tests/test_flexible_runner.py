@@ -17,7 +17,8 @@ with this same test), torch 2.1 with "Found no NVIDIA driver on your system"
 (docs/distributed.md).
 Both strategies go through the same ``CTFlexibleRunner.from_cfg``.
 
-The CPU shims are those of tests/test_ddp.py: the launcher creates the gloo
+The CPU shims are those of tests/test_ddp.py
+(``e2e_utils.train_on_two_gloo_ranks``): the launcher creates the gloo
 group itself (mmengine's ``init_dist`` calls ``torch.cuda.set_device``), and
 the wrapper gets ``device_ids=None`` (the strategy's default is the GPU of
 LOCAL_RANK).
@@ -25,61 +26,8 @@ LOCAL_RANK).
 import copy
 import json
 import math
-import os
-import os.path as osp
-import subprocess
-import sys
 
-from e2e_utils import TOOLS, tiny_config
-from test_ddp import free_port
-
-LAUNCHER = r'''
-"""torchrun entry: gloo process group first, then MMSeg's tools/train.py."""
-import hashlib
-import json
-import os
-import runpy
-import sys
-
-import torch
-import torch.distributed as dist
-from mmengine.hooks import Hook
-from mmseg.registry import HOOKS
-
-dist.init_process_group('gloo')  # env:// from torchrun
-
-
-def param_hash(model):
-    flat = torch.cat([p.detach().flatten() for p in model.parameters()])
-    return hashlib.sha1(flat.float().numpy().tobytes()).hexdigest()
-
-
-@HOOKS.register_module()
-class FlexProbeHook(Hook):
-    def _say(self, **kw):
-        rank = dist.get_rank()
-        path = os.path.join(os.environ['PROBE_DIR'], f'rank{rank}.jsonl')
-        with open(path, 'a') as f:
-            f.write(json.dumps(dict(rank=rank, **kw)) + '\n')
-
-    def before_train(self, runner):
-        self._say(event='before', runner=type(runner).__name__,
-                  wrapper=type(runner.model).__name__,
-                  world=dist.get_world_size(), params=param_hash(runner.model))
-
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
-                         outputs=None):
-        self._say(event='iter', iter=runner.iter,
-                  ct={k: float(v) for k, v in outputs.items()
-                      if 'loss_ct' in k})
-
-    def after_train(self, runner):
-        self._say(event='after', params=param_hash(runner.model))
-
-
-sys.argv = sys.argv[1:]
-runpy.run_path(sys.argv[0], run_name='__main__')
-'''
+from e2e_utils import tiny_config, train_on_two_gloo_ranks
 
 FLEX_CONFIG = '''
 _base_ = [{base!r}]
@@ -92,7 +40,7 @@ strategy = dict(
     model_wrapper=dict(type='MMDistributedDataParallel', device_ids=None,
                        broadcast_buffers=False))
 custom_hooks = [dict(type='ct_mmseg.ContrastiveTransformerHook'),
-                dict(type='FlexProbeHook')]
+                dict(type='RankProbeHook')]
 '''
 ITERS = 2
 
@@ -102,23 +50,8 @@ def test_flexible_runner_trains_ct_on_two_gloo_processes(demo_data,
     base = tiny_config(tmp_path, demo_data)
     cfg = tmp_path / 'flex_ct.py'
     cfg.write_text(FLEX_CONFIG.format(base=base, iters=ITERS))
-    launcher = tmp_path / 'flex_launch.py'
-    launcher.write_text(LAUNCHER)
-    probe_dir = tmp_path / 'probes'
-    probe_dir.mkdir()
-    env = dict(os.environ, CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1',
-               PYTHONWARNINGS='ignore', PROBE_DIR=str(probe_dir))
-    out = subprocess.run(
-        [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node',
-         '2', '--master_addr', '127.0.0.1', '--master_port', str(free_port()),
-         str(launcher), osp.join(TOOLS, 'train.py'), str(cfg),
-         '--launcher', 'pytorch', '--work-dir', str(tmp_path / 'work')],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    log = out.stdout + out.stderr
-    assert out.returncode == 0, log[-6000:]
-
-    probes = [json.loads(line) for rank in (0, 1) for line in
-              (probe_dir / f'rank{rank}.jsonl').read_text().splitlines()]
+    work = tmp_path / 'work'
+    probes, log = train_on_two_gloo_ranks(cfg, work, tmp_path)
     before = {p['rank']: p for p in probes if p['event'] == 'before'}
     after = {p['rank']: p for p in probes if p['event'] == 'after'}
     assert sorted(before) == sorted(after) == [0, 1]
@@ -134,7 +67,6 @@ def test_flexible_runner_trains_ct_on_two_gloo_processes(demo_data,
             assert sorted(record) == [f'aux_1.loss_ct_s{i}' for i in range(4)]
             assert all(math.isfinite(v) and v >= 0 for v in record.values())
     # one model across the ranks, and training moved it
-    work = tmp_path / 'work'
     assert (work / f'iter_{ITERS}.pth').is_file()  # the strategy saved it
     assert before[0]['params'] == before[1]['params']
     assert after[0]['params'] == after[1]['params']
