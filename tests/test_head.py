@@ -73,6 +73,35 @@ def test_stage_loss_is_sum_over_classes_divided_by_stages_times_present():
                                                         rel=1e-5)
 
 
+@pytest.mark.parametrize('mode', ['cl', 'infonce'])
+def test_an_ignore_index_that_is_a_class_id_is_ignored_like_255(mode):
+    """ignore_index=5 of 6 classes (the decode head then ignores class 5):
+    the same losses, gradients and statistics as the GT with its 5s written
+    as 255 under ignore_index=255, and class 5 is never drawn."""
+    gt = blocky_gt(2, 64)
+    assert (gt == 5).any()
+    results = []
+    for labels, ignore in ((gt, 5), (gt.masked_fill(gt == 5, IGN), IGN)):
+        torch.manual_seed(0)  # the same projection weights
+        head = build_head(ignore_index=ignore, loss_decode=dict(
+            type='PatchContrastLoss', mode=mode))
+        feats = features(2, 64)
+        losses = head.loss(feats, make_samples(labels), None)
+        sum(losses.values()).backward()
+        results.append((losses, feats[0].grad, head.step_stats,
+                        head.step_present))
+    (got, got_grad, got_stats, got_present), (want, want_grad, want_stats,
+                                              want_present) = results
+    assert sorted(got) == sorted(want)
+    for key in want:
+        assert torch.equal(got[key], want[key]), key
+    assert torch.equal(got_grad, want_grad)
+    assert torch.equal(got_stats, want_stats)
+    assert got_present.tolist() == want_present.tolist() == [True] * 5 + [
+        False]
+    assert got_stats[:, :, 5].abs().sum() == 0
+
+
 @pytest.mark.parametrize('gt_kind', ['all_ignore', 'one_class', 'tiny',
                                      'class_absent', 'mixed_ignore'])
 @pytest.mark.parametrize('mode', ['cl', 'infonce'])

@@ -102,3 +102,37 @@ def test_positive_counts_by_hand():
     # a grid that pads (Swin): the extra pixels are ignore, not positives
     counts = positive_counts(gt[:, :3, :3], 2, (2, 2), 4, 255)
     assert counts.tolist() == [1, 0, 0, 0]
+
+
+def test_an_ignore_index_that_is_a_class_id_is_no_class():
+    """ignore_index=1 of 3 classes (as a config ignoring Potsdam's clutter
+    with ignore_index=5 does): label 1 is ignored like 255 would be, in the
+    per-stage masks, the classes present and the all-stage tables."""
+    from ct_mmseg.core import stage_labels, stage_patch_masks
+    as_class_id = MASK.clone()
+    as_class_id[as_class_id == IGN] = 1  # the TR block is now all label 1
+    as_255 = MASK.clone()
+    as_255[MASK == 1] = IGN
+    by_id = patch_masks(as_class_id[None], 2, (2, 2), 3, ignore_index=1)
+    by_255 = patch_masks(as_255[None], 2, (2, 2), 3, ignore_index=IGN)
+    assert torch.equal(by_id.positive, by_255.positive)
+    assert torch.equal(by_id.negative, by_255.negative)
+    # by hand: no token is a positive of class 1, every token holding a
+    # class is a negative of it (as of any absent class), and the TR block
+    # (only ignore now) is a negative of nothing
+    assert not by_id.positive[1].any()
+    assert by_id.negative[1].tolist() == [True, False, True, True]
+    assert by_id.negative[:, 1].tolist() == [False, False, False]
+    assert classes_present(as_class_id[None], 3, 1).tolist() == [
+        True, False, True]
+    ids = torch.tensor([0, 2])
+    tables = [stage_labels(gt[None], [2], [(2, 2)], 3, ignore)
+              for gt, ignore in ((as_class_id, 1), (as_255, IGN))]
+    for got, want in zip(*(stage_patch_masks(t, ids, False) for t in tables)):
+        assert torch.equal(got.positive, want.positive)
+        assert torch.equal(got.negative, want.negative)
+    # padding with a class-id ignore_index is no class either
+    padded = patch_masks(as_class_id[None], 3, (2, 2), 3, ignore_index=1)
+    padded_255 = patch_masks(as_255[None], 3, (2, 2), 3, ignore_index=IGN)
+    assert torch.equal(padded.positive, padded_255.positive)
+    assert torch.equal(padded.negative, padded_255.negative)

@@ -13,7 +13,7 @@ ground-truth mask. For each class ``c`` a token is
 Everything is vectorised: one scatter per stage, no loop over patches, pixels
 or classes, and no host-device synchronisation.
 """
-from typing import NamedTuple, Sequence
+from typing import NamedTuple, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -75,13 +75,21 @@ def check_labels(gt: torch.Tensor, num_classes: int, ignore_index: int,
         raise ValueError(f'{message} (found {found})')
 
 
-def _non_classes_to(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+def _non_classes_to(labels: torch.Tensor, num_classes: int,
+                    ignore_index: Optional[int] = None) -> torch.Tensor:
     """long labels with ignore (and anything that is not a class, which
     check_labels reports) mapped to the extra label K, so that one scatter
-    or lookup of size K + 1 covers every pixel."""
+    or lookup of size K + 1 covers every pixel.
+
+    ``ignore_index`` is ignored even when it is a class id (a config that
+    ignores, say, clutter with ``ignore_index=5`` of 6 classes): a label
+    the segmentation loss ignores is no class for CT either.
+    """
     labels = labels.long()
-    return labels.masked_fill((labels < 0) | (labels >= num_classes),
-                              num_classes)
+    non_class = (labels < 0) | (labels >= num_classes)
+    if ignore_index is not None and 0 <= ignore_index < num_classes:
+        non_class |= labels == ignore_index
+    return labels.masked_fill(non_class, num_classes)
 
 
 def _block_labels(gt: torch.Tensor, patch_size: int, grid_hw: Sequence[int],
@@ -90,7 +98,7 @@ def _block_labels(gt: torch.Tensor, patch_size: int, grid_hw: Sequence[int],
     with ``ignore_index``), ignore and non-classes as K, rows in the order
     ``b * h * w + row * w + col``."""
     blocks = _fine_blocks(gt, patch_size, grid_hw, ignore_index)
-    return _block_rows(_non_classes_to(blocks, num_classes))
+    return _block_rows(_non_classes_to(blocks, num_classes, ignore_index))
 
 
 def _block_rows(blocks: torch.Tensor) -> torch.Tensor:
@@ -126,7 +134,7 @@ def patch_class_presence(gt: torch.Tensor, patch_size: int,
         patch_size (int): stride ``s`` of the stage.
         grid_hw (tuple[int, int]): (h, w) token grid of the stage.
         num_classes (int): K.
-        ignore_index (int): label of ignored pixels.
+        ignore_index (int): label of ignored pixels (even a class id).
 
     Returns:
         Tensor: bool, shape (B * h * w, K + 1). Column k < K tells whether the
@@ -145,7 +153,7 @@ def classes_present(gt: torch.Tensor, num_classes: int,
     Computed with a scatter rather than ``bincount``/``unique``, which would
     synchronise with the host on CUDA.
     """
-    labels = _non_classes_to(gt.flatten(), num_classes)
+    labels = _non_classes_to(gt.flatten(), num_classes, ignore_index)
     seen = torch.zeros(num_classes + 1, dtype=torch.bool, device=gt.device)
     return seen.scatter_(0, labels, True)[:num_classes]
 
@@ -166,7 +174,7 @@ def positive_counts(gt: torch.Tensor, patch_size: int,
         patch_size (int): stride ``s`` of the stage.
         grid_hw (tuple[int, int]): (h, w) token grid of the stage.
         num_classes (int): K.
-        ignore_index (int): label of ignored pixels.
+        ignore_index (int): label of ignored pixels (even a class id).
 
     Returns:
         Tensor: long (K,).
@@ -217,7 +225,8 @@ def patch_masks(gt: torch.Tensor, patch_size: int, grid_hw: Sequence[int],
         patch_size (int): stride ``s`` of the stage.
         grid_hw (tuple[int, int]): (h, w) token grid of the stage.
         num_classes (int): K.
-        ignore_index (int): label of ignored pixels. Default 255.
+        ignore_index (int): label of ignored pixels (even a class id).
+            Default 255.
         ignore_only_negatives (bool): allow blocks made only of ignore pixels
             as negatives (the authors' rule read literally). Default False.
 
@@ -303,24 +312,25 @@ def _pool(table: torch.Tensor, grid: Sequence[int], ratio: int,
 
 
 def stage_labels(gt: torch.Tensor, strides: Sequence[int],
-                 grids: Sequence[Sequence[int]],
-                 num_classes: int) -> StageLabels:
+                 grids: Sequence[Sequence[int]], num_classes: int,
+                 ignore_index: Optional[int] = None) -> StageLabels:
     """Block label ranges of every stage from one pass over the GT.
 
     Every label that is not a class (ignore included) becomes K, and the
-    padding of a grid larger than the mask is K too, so no ignore label is
-    needed here.
+    padding of a grid larger than the mask is K too.
 
     Args:
         gt (Tensor): (B, H, W) integer labels, already checked.
         strides (list[int]): the stages' strides.
         grids (list[tuple[int, int]]): the stages' (h, w) token grids.
         num_classes (int): K.
+        ignore_index (int, optional): label of ignored pixels; only needed
+            when it is a class id (every other non-class is ignored anyway).
 
     Returns:
         StageLabels
     """
-    labels = _non_classes_to(gt, num_classes).int()
+    labels = _non_classes_to(gt, num_classes, ignore_index).int()
     low: list = [None] * len(strides)
     high: list = [None] * len(strides)
     for stride, cells, members in _stage_groups(strides, grids):

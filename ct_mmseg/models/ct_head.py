@@ -80,7 +80,9 @@ class ContrastiveTransformerHead(BaseDecodeHead):
             of the rest (the segmentation losses), kept in
             :attr:`step_grad_norms` for the hook (``ct/grad_share``). Costs a
             few elementwise passes over the stage outputs. Default False.
-        ignore_index (int): GT label to ignore. Default 255.
+        ignore_index (int): GT label to ignore. Default 255. A class id is
+            allowed (e.g. 5 to ignore Potsdam's clutter, as the decode
+            head's loss then does): CT then treats it as no class.
         loss_decode (dict): config of :class:`PatchContrastLoss`.
         init_cfg (dict, optional): MMEngine init config.
 
@@ -291,7 +293,7 @@ class ContrastiveTransformerHead(BaseDecodeHead):
         # every stage's block labels from one pass over the GT
         tables = stage_labels(gt, self.strides,
                               [tuple(feat.shape[-2:]) for feat in feats],
-                              self.num_classes)
+                              self.num_classes, self.ignore_index)
         most_positives = stage_positive_counts(tables).amax(1)
         # Work on the classes present only, so that time and memory follow
         # them and not the dataset's class count (150 for ADE20K), and draw
