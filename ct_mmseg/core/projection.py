@@ -139,7 +139,7 @@ class _ProjectTokens(torch.autograd.Function):
         # d normalize, per drawn row: (g - y (g . y)) / |z|; the row dot
         # products as a batched product, without an (n, D) temporary
         dot = torch.bmm(grad_out.unsqueeze(1), out.unsqueeze(2)).view(-1, 1)
-        grad_rows = torch.mul(out, dot).neg_().add_(grad_out).div_(norm)
+        grad_rows = torch.addcmul(grad_out, out, dot, value=-1).div_(norm)
         del dot
         # summed per projected token (a plain reordering where each token
         # was drawn once)
