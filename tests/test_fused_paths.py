@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from ct_mmseg.core import (classes_present, compact_labels, gather_tokens,
                            infonce_class_losses, mlp_linears, patch_masks,
                            positive_counts, project_tokens, projected_tokens,
-                           scatter_tokens, stage_labels, stage_patch_masks,
+                           scatter_tokens, stage_classes_present,
+                           stage_labels, stage_patch_masks,
                            stage_positive_counts)
 from ct_mmseg.core.losses import _InfoNCEQueryLoss
 from ct_mmseg.models.ct_head import build_projector
@@ -210,7 +211,9 @@ def test_stage_tables_equal_the_per_stage_functions(trial):
                       -(-width // s) if pad != 1 else max(width // s, 1)))
     tables = stage_labels(gt, strides, grids, num_classes)
     counts = stage_positive_counts(tables)
-    ids = classes_present(gt, num_classes, IGN).nonzero().flatten()
+    present = classes_present(gt, num_classes, IGN)
+    assert torch.equal(stage_classes_present(tables), present)
+    ids = present.nonzero().flatten()
     compact = compact_labels(gt, ids, num_classes)
     for literal in (False, True):
         got = stage_patch_masks(tables, ids, literal)

@@ -108,7 +108,8 @@ def test_an_ignore_index_that_is_a_class_id_is_no_class():
     """ignore_index=1 of 3 classes (as a config ignoring Potsdam's clutter
     with ignore_index=5 does): label 1 is ignored like 255 would be, in the
     per-stage masks, the classes present and the all-stage tables."""
-    from ct_mmseg.core import stage_labels, stage_patch_masks
+    from ct_mmseg.core import (stage_classes_present, stage_labels,
+                               stage_patch_masks)
     as_class_id = MASK.clone()
     as_class_id[as_class_id == IGN] = 1  # the TR block is now all label 1
     as_255 = MASK.clone()
@@ -128,6 +129,8 @@ def test_an_ignore_index_that_is_a_class_id_is_no_class():
     ids = torch.tensor([0, 2])
     tables = [stage_labels(gt[None], [2], [(2, 2)], 3, ignore)
               for gt, ignore in ((as_class_id, 1), (as_255, IGN))]
+    for t in tables:
+        assert stage_classes_present(t).tolist() == [True, False, True]
     for got, want in zip(*(stage_patch_masks(t, ids, False) for t in tables)):
         assert torch.equal(got.positive, want.positive)
         assert torch.equal(got.negative, want.negative)

@@ -8,8 +8,8 @@ from .mining import (PAIR_SELECTIONS, Candidates, InfoNCETriplets, Pairs,
 from .patch_labels import (PatchMasks, align_gt_to_grid, check_labels,
                            compact_labels, positive_counts,
                            classes_present, patch_class_presence, patch_masks,
-                           StageLabels, stage_labels, stage_patch_masks,
-                           stage_positive_counts)
+                           StageLabels, stage_classes_present, stage_labels,
+                           stage_patch_masks, stage_positive_counts)
 from .projection import (gather_tokens, mlp_linears, project_tokens,
                          projected_tokens, projects_every_token,
                          scatter_tokens)
@@ -21,8 +21,8 @@ __all__ = [
     'hard_negative_pairs', 'hard_positive_pairs', 'sample_candidates',
     'PatchMasks', 'align_gt_to_grid', 'check_labels', 'classes_present',
     'compact_labels', 'positive_counts',
-    'patch_class_presence', 'patch_masks', 'StageLabels', 'stage_labels',
-    'stage_patch_masks', 'stage_positive_counts', 'gather_tokens', 'mlp_linears',
+    'patch_class_presence', 'patch_masks', 'StageLabels',
+    'stage_classes_present', 'stage_labels', 'stage_patch_masks', 'stage_positive_counts', 'gather_tokens', 'mlp_linears',
     'project_tokens', 'projected_tokens', 'projects_every_token',
     'scatter_tokens'
 ]

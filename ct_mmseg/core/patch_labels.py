@@ -153,9 +153,16 @@ def classes_present(gt: torch.Tensor, num_classes: int,
     Computed with a scatter rather than ``bincount``/``unique``, which would
     synchronise with the host on CUDA.
     """
-    labels = _non_classes_to(gt.flatten(), num_classes, ignore_index)
-    seen = torch.zeros(num_classes + 1, dtype=torch.bool, device=gt.device)
-    return seen.scatter_(0, labels, True)[:num_classes]
+    return _labels_seen(_non_classes_to(gt, num_classes, ignore_index),
+                        num_classes)
+
+
+def _labels_seen(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """bool (K,): which classes occur among labels whose non-classes are
+    already K (:func:`_non_classes_to`)."""
+    seen = torch.zeros(num_classes + 1, dtype=torch.bool,
+                       device=labels.device)
+    return seen.scatter_(0, labels.flatten().long(), True)[:num_classes]
 
 
 def positive_counts(gt: torch.Tensor, patch_size: int,
@@ -346,6 +353,12 @@ def stage_labels(gt: torch.Tensor, strides: Sequence[int],
                                 lambda t, d: t.amax(d)).long()
     return StageLabels(labels, low, high, tuple(strides),
                        tuple(tuple(g) for g in grids), num_classes)
+
+
+def stage_classes_present(tables: StageLabels) -> torch.Tensor:
+    """bool (K,): :func:`classes_present` from the already relabelled GT of
+    :func:`stage_labels` (no second pass mapping the non-classes)."""
+    return _labels_seen(tables.labels, tables.num_classes)
 
 
 def stage_positive_counts(tables: StageLabels) -> torch.Tensor:

@@ -104,7 +104,6 @@ class _ProjectTokens(torch.autograd.Function):
         weights = [p.to(dtype) for p in params[0::2]]
         biases = [p.to(dtype) for p in params[1::2]]
         tokens, rows = projected_tokens(feat, index, distinct)
-        ctx.dtype = dtype
         hidden, out = _mlp_forward(feat, tokens, weights, biases, dtype)
         norm = torch.linalg.vector_norm(out, dim=1, keepdim=True)
         norm = norm.clamp_min_(NORM_EPS)
@@ -134,7 +133,7 @@ class _ProjectTokens(torch.autograd.Function):
         num_layers = len(ctx.param_dtypes) // 2
         weights = rest[-2 * num_layers:-num_layers]
         hidden = list(rest[:-2 * num_layers])
-        dtype = ctx.dtype
+        dtype = weights[0].dtype  # the compute dtype forward cast them to
         grad_out = grad_out.to(dtype)
         # d normalize, per drawn row: (g - y (g . y)) / |z|; the row dot
         # products as a batched product, without an (n, D) temporary
@@ -232,9 +231,9 @@ def _gelu_backward_into(grad: Tensor, pre_activation: Tensor) -> Tensor:
 
 def _first_layer_input(feat: Tensor, tokens: Optional[Tensor],
                        dtype: torch.dtype) -> Tensor:
-    """The (sorted) token indices ``tokens`` gathered as (u, C) rows or, when None,
-    every token as a (B, h*w, C) view of the map (no copy: batched products
-    read it as transposed matrices), in the compute dtype."""
+    """The tokens at the (sorted) indices ``tokens`` as (u, C) rows or, when
+    None, every token as a (B, h*w, C) view of the map (no copy: batched
+    products read it as transposed matrices), in the compute dtype."""
     if tokens is None:
         return feat.reshape(feat.shape[0], feat.shape[1], -1).transpose(
             1, 2).to(dtype)

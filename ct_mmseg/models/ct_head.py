@@ -14,9 +14,9 @@ from mmseg.utils import ConfigType, SampleList
 from torch import Tensor
 
 from .training_state import training_iteration
-from ..core import (check_labels, classes_present, gather_tokens,
-                    mlp_linears, project_tokens, projects_every_token,
-                    sample_candidates, stage_labels, stage_patch_masks,
+from ..core import (check_labels, gather_tokens, mlp_linears,
+                    project_tokens, projects_every_token, sample_candidates,
+                    stage_classes_present, stage_labels, stage_patch_masks,
                     stage_positive_counts)
 
 
@@ -289,11 +289,11 @@ class ContrastiveTransformerHead(BaseDecodeHead):
             raise ValueError(f'ContrastiveTransformerHead: {gt.shape[0]} GT '
                              f'masks for a batch of {feats[0].shape[0]}')
         check_labels(gt, self.num_classes, self.ignore_index)
-        present = classes_present(gt, self.num_classes, self.ignore_index)
         # every stage's block labels from one pass over the GT
         tables = stage_labels(gt, self.strides,
                               [tuple(feat.shape[-2:]) for feat in feats],
                               self.num_classes, self.ignore_index)
+        present = stage_classes_present(tables)
         most_positives = stage_positive_counts(tables).amax(1)
         # Work on the classes present only, so that time and memory follow
         # them and not the dataset's class count (150 for ADE20K), and draw
