@@ -37,14 +37,17 @@ scipy only for the statistics. ``tools/run_study.py`` is its command line.
 import argparse
 import csv
 import glob
+import importlib.metadata
 import io
 import json
 import math
 import os
 import os.path as osp
+import platform
 import queue
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import threading
@@ -54,7 +57,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-RESULT_FORMAT = 'ct_mmseg.study_run.v1'
+RESULT_FORMAT = 'ct_mmseg.study_run.v2'
 TIMING_NAME = 'study_timing.json'  # in a run's work_dir: wall times so far
 TEST_CONFIG_NAME = 'study_test_config.py'  # in a run's work_dir
 TEST_DIR = 'test'  # tools/test.py's work_dir inside a run's work_dir
@@ -62,7 +65,11 @@ PER_CLASS_NAME = 'per_class_iou.json'  # PerClassIoUMetric's file, in TEST_DIR
 # Folder names: arm names become folders, so no slashes or spaces.
 ARM_NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.+-]*')
 SPEC_KEYS = ('name', 'seeds', 'arms', 'cfg_options', 'exclude_classes',
-             'work_root', 'output')
+             'work_root', 'output', 'split', 'stop')
+STOP_KEYS = ('arm', 'half_width', 'min_pairs')
+# What a study's runs are scored on: the held-out test split, or, for a
+# pilot that must not read the test, the validation split.
+SPLITS = ('test', 'val')
 ARM_KEYS = ('name', 'config', 'cfg_options', 'baseline', 'seeds')
 CONFIDENCE = 0.95
 
@@ -96,6 +103,8 @@ class Study:
     cfg_options: List[str] = field(default_factory=list)
     exclude_classes: List[str] = field(default_factory=list)
     source: str = '<spec>'  # the spec file, for messages
+    split: str = 'test'  # what each run is scored on (SPLITS)
+    stop: Optional['StopRule'] = None  # the stopping rule, if any
 
     def arm(self, name: str) -> Arm:
         for arm in self.arms:
@@ -110,6 +119,41 @@ class Study:
     def result_file(self, arm: str, seed: int) -> str:
         """``<output>/runs/<arm>/seed<seed>.json``: the run's result."""
         return osp.join(self.output, 'runs', arm, f'seed{seed}.json')
+
+
+@dataclass
+class StopRule:
+    """Stop starting new seeds once ``arm``'s paired comparison with its
+    baseline has at least ``min_pairs`` matched pairs and a confidence
+    interval no wider than ``half_width`` (mIoU as a fraction) on each
+    side. Written into the spec before the runs, so it is pre-registered
+    with them."""
+    arm: str
+    half_width: float
+    min_pairs: int
+
+
+def parse_stop(data: Any, arms: List[Arm], where: str) -> StopRule:
+    if not isinstance(data, dict):
+        raise SpecError(f'{where}: expected a mapping with the keys '
+                        f'{", ".join(STOP_KEYS)}')
+    check_keys(data, STOP_KEYS, where)
+    arm = data.get('arm')
+    named = {a.name: a for a in arms}
+    if arm not in named or named[arm].baseline is None:
+        raise SpecError(f'{where}: arm: {arm!r} is not an arm with a '
+                        'baseline')
+    half_width = data.get('half_width')
+    if isinstance(half_width, bool) or not isinstance(
+            half_width, (int, float)) or not 0 < half_width < 1:
+        raise SpecError(f'{where}: half_width: expected a fraction of mIoU '
+                        f'in (0, 1), e.g. 0.01, got {half_width!r}')
+    min_pairs = data.get('min_pairs', 2)
+    if isinstance(min_pairs, bool) or not isinstance(min_pairs, int) or \
+            min_pairs < 2:
+        raise SpecError(f'{where}: min_pairs: expected an integer >= 2, '
+                        f'got {min_pairs!r}')
+    return StopRule(arm, float(half_width), min_pairs)
 
 
 def option_text(value: Any, where: str) -> str:
@@ -259,11 +303,19 @@ def parse_spec(data: Any, source: str = '<spec>',
             raise SpecError(f'{source}: {key}: expected a folder path, got '
                             f'{value!r}')
         paths[key] = value
+    split = data.get('split', 'test')
+    if split not in SPLITS:
+        raise SpecError(f'{source}: split: expected one of {SPLITS}, got '
+                        f'{split!r}')
+    stop = None
+    if data.get('stop') is not None:
+        stop = parse_stop(data['stop'], arms, f'{source}: stop')
     study = Study(name=name, arms=arms, work_root=paths['work_root'],
                   output=paths['output'],
                   cfg_options=parse_cfg_options(data.get('cfg_options'),
                                                 f'{source}: cfg_options'),
-                  exclude_classes=list(exclude), source=source)
+                  exclude_classes=list(exclude), source=source,
+                  split=split, stop=stop)
     check_output_holds_no_checkpoints(study)
     return study
 
@@ -563,20 +615,26 @@ def train_command(run: Run, launch: Launch, port: int) -> List[str]:
     return cmd + ['--cfg-options', *run.train_options]
 
 
-def evaluate_config_text(run: Run, base: str) -> str:
+def evaluate_config_text(run: Run, base: str, split: str = 'test') -> str:
     """A config that is ``base`` with the per-class IoU written to the
-    run's file (and ct_mmseg imported, which registers the metric)."""
+    run's file (and ct_mmseg imported, which registers the metric); with
+    ``split='val'`` it scores the config's ``val_dataloader`` instead of its
+    ``test_dataloader``."""
     imports = list(run.custom_imports)
     if 'ct_mmseg' not in imports:
         imports.append('ct_mmseg')
     evaluator = dict(run.evaluator_changes,
                      results_file=osp.abspath(run.per_class_file))
-    return ('# Written by ct_mmseg.study: the trained config, tested with '
+    text = ('# Written by ct_mmseg.study: the trained config, tested with '
             'the per-class IoU\n# written to a file.\n'
             f'_base_ = [{osp.abspath(base)!r}]\n'
             f'custom_imports = dict(imports={imports!r}, '
             'allow_failed_imports=False)\n'
             f'test_evaluator = {evaluator!r}\n')
+    if split == 'val':
+        text += ('# a pilot: scored on the validation split, the test split '
+                 'is not read\ntest_dataloader = _base_.val_dataloader\n')
+    return text
 
 
 def evaluate_command(run: Run, launch: Launch, port: int,
@@ -748,6 +806,56 @@ def mean_iou(iou: Dict[str, Optional[float]],
     return sum(kept) / len(kept) if kept else None
 
 
+def machine_info() -> Dict[str, str]:
+    """What a run's numbers depend on besides the code and the seed.
+
+    The same config and seed repeat exactly on one machine but not across
+    machines (other CPU kernels, other float rounding), so a paired
+    comparison must never pair runs made on two machines. ``id`` joins the
+    CPU model, the torch build and the GPU (if any) into one string to
+    compare.
+    """
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open('/proc/cpuinfo') as f:
+            names = [line.split(':', 1)[1].strip() for line in f
+                     if line.startswith('model name')]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    try:
+        torch_build = importlib.metadata.version('torch')
+    except importlib.metadata.PackageNotFoundError:
+        torch_build = 'not installed'
+    gpu = ''
+    if os.environ.get('CUDA_VISIBLE_DEVICES') != '' and \
+            shutil.which('nvidia-smi'):
+        out = subprocess.run(['nvidia-smi', '--query-gpu=name',
+                              '--format=csv,noheader'], capture_output=True,
+                             text=True)
+        gpu = ', '.join(out.stdout.split('\n')[:1]).strip() \
+            if out.returncode == 0 else ''
+    return OrderedDict(
+        id=f'{cpu} | torch {torch_build} | {gpu or "no GPU"}',
+        cpu=cpu, cpu_count=str(os.cpu_count()), torch=torch_build,
+        gpu=gpu, python=platform.python_version(),
+        omp_num_threads=os.environ.get('OMP_NUM_THREADS', ''))
+
+
+def code_commit(folder: str = '.') -> str:
+    """The git commit the run's code came from, ``+dirty`` when tracked
+    files differ from it; ``'unknown'`` outside a git checkout."""
+    def git(*args):
+        out = subprocess.run(['git', '-C', folder, *args],
+                             capture_output=True, text=True)
+        return out.stdout.strip() if out.returncode == 0 else None
+    commit = git('rev-parse', 'HEAD')
+    if commit is None:
+        return 'unknown'
+    dirty = git('status', '--porcelain', '--untracked-files=no')
+    return commit + ('+dirty' if dirty else '')
+
+
 def write_result(study: Study, run: Run) -> dict:
     """The run's result file, from its test output, logs and timing."""
     if not osp.isfile(run.per_class_file):
@@ -771,7 +879,7 @@ def write_result(study: Study, run: Run) -> dict:
         seed=run.seed,
         cfg_options=run.train_options,
         labels=run.labels,
-        split='test',
+        split=study.split,
         classes=list(iou),
         iou=iou,
         mIoU=mean_iou(iou),
@@ -780,6 +888,8 @@ def write_result(study: Study, run: Run) -> dict:
         if study.exclude_classes else None,
         aAcc=test.get('aAcc'),
         num_test_images=test.get('num_images'),
+        # per class: intersection, union, prediction, label pixel counts
+        pixels=test.get('pixels'),
         iterations=run.max_iters,
         # the attempts that led to the final checkpoint (record_timing);
         # one killed outright (the tool too, so no exit code) is missing
@@ -787,6 +897,8 @@ def write_result(study: Study, run: Run) -> dict:
         train_attempts=len(train_times),
         test_wall_s=test_times[-1] if test_times else None,
         work_dir=run.work_dir,
+        machine=machine_info(),
+        commit=code_commit(),
         val=val_metrics(run.work_dir))
     os.makedirs(osp.dirname(run.result_file), exist_ok=True)
     with open(run.result_file, 'w') as f:
@@ -824,11 +936,12 @@ def process_run(study: Study, run: Run, index: int, slot: Slot,
         progress.line(index, run, f'trained ({run.final_checkpoint})')
     if launch.no_test:
         return None
-    progress.line(index, run, 'testing on the test split')
+    progress.line(index, run, f'testing on the {study.split} split')
     cmd = evaluate_command(run, launch, slot.port, will_train)
     if not launch.dry_run:
         with open(osp.join(run.work_dir, TEST_CONFIG_NAME), 'w') as f:
-            f.write(evaluate_config_text(run, evaluate_config_base(run)))
+            f.write(evaluate_config_text(run, evaluate_config_base(run),
+                                         study.split))
         if osp.isfile(run.per_class_file):  # never read an earlier test's
             os.remove(run.per_class_file)
     code = timed('test', run, cmd, slot, launch, progress)
@@ -877,6 +990,11 @@ def run_study(study: Study, launch: Launch, cli_options: Sequence[str] = (),
     def task(index: int, run: Run):
         if stop.is_set():
             return
+        if study.stop is not None and not run.finished:
+            reached = stop_rule_reached(study)
+            if reached:
+                progress.line(index, run, f'not started: {reached}')
+                return
         slot = slots.get()
         try:
             error = process_run(study, run, index, slot, launch, progress)
@@ -904,6 +1022,26 @@ def run_study(study: Study, launch: Launch, cli_options: Sequence[str] = (),
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     return failures
+
+
+def stop_rule_reached(study: Study) -> Optional[str]:
+    """Why the study's stopping rule (:class:`StopRule`) holds on the
+    finished runs, or None while it does not."""
+    rule = study.stop
+    rows = {row.arm: row for row in summarize_study(
+        study, read_results(study, warn=lambda text: None))}
+    row = rows.get(rule.arm)
+    comparison = row.comparison if row is not None else None
+    if comparison is None or comparison.test != 'paired' or \
+            comparison.ci_low is None:
+        return None
+    pairs = int(comparison.df) + 1
+    half = (comparison.ci_high - comparison.ci_low) / 2
+    if pairs >= rule.min_pairs and half <= rule.half_width:
+        return (f'stopping rule met: {rule.arm} vs {row.baseline}, {pairs} '
+                f'pairs, 95 % CI half-width {half:.4f} <= '
+                f'{rule.half_width}')
+    return None
 
 
 # ------------------------------------------------------------ results
@@ -993,10 +1131,11 @@ def compare(arm: Dict[int, float], baseline: Dict[int, float],
     """Difference of mean mIoU (arm - baseline), its confidence interval and
     the two-sided p-value, from ``{seed: mIoU}`` of the two arms.
 
-    * Same set of seeds (n >= 2): the seeds pair up (same data order and
-      initialisation), so a **paired t-test** on the differences d_s:
-      t = mean(d) / (sd(d) / sqrt(n)), df = n - 1
-      (``scipy.stats.ttest_rel``).
+    * At least two seeds in common: the common seeds pair up (same initial
+      weights, data order and random stream but for CT), so a **paired
+      t-test** on their differences d_s: diff = mean(d),
+      t = mean(d) / (sd(d) / sqrt(n)), df = n - 1 (``scipy.stats.ttest_rel``).
+      Seeds only one arm ran are left out (named in the note).
     * Otherwise (n >= 2 in each): **Welch's t-test**,
       se = sqrt(s_a^2 / n_a + s_b^2 / n_b), t = diff / se, and the
       Welch-Satterthwaite df = se^4 / ((s_a^2/n_a)^2 / (n_a - 1) +
@@ -1010,21 +1149,27 @@ def compare(arm: Dict[int, float], baseline: Dict[int, float],
     b = [baseline[s] for s in sorted(baseline)]
     diff = mean(a) - mean(b) if a and b else None
     quantile = (1 + confidence) / 2
-    if set(arm) == set(baseline) and len(a) >= 2:
-        seeds = sorted(arm)
+    seeds = sorted(set(arm) & set(baseline))
+    if len(seeds) >= 2:
+        unpaired = sorted(set(arm) ^ set(baseline))
+        note = f'seeds {",".join(map(str, unpaired))} unpaired, left ' \
+            'out' if unpaired else ''
         a = [arm[s] for s in seeds]
         b = [baseline[s] for s in seeds]
         d = [x - y for x, y in zip(a, b)]
+        diff = mean(d)
         df = len(d) - 1
         se = sample_std(d) / math.sqrt(len(d))
         if se == 0:
             return Comparison('paired', diff, diff, diff, None, df, None,
-                              'differences all equal: no t-test')
+                              '; '.join(filter(None, [
+                                  'differences all equal: no t-test',
+                                  note])))
         test = stats.ttest_rel(a, b)
         half = t_half_width(d, confidence)
         return Comparison('paired', diff, diff - half, diff + half,
                           finite_or_none(test.statistic), df,
-                          finite_or_none(test.pvalue))
+                          finite_or_none(test.pvalue), note)
     if len(a) < 2 or len(b) < 2:
         return Comparison('none', diff, note='needs >= 2 seeds in each arm')
     va = sample_std(a)**2 / len(a)
@@ -1116,8 +1261,32 @@ def summarize_study(study: Study, results: Dict[str, Dict[int, dict]],
             miou_all=miou_all, baseline=arm.baseline)
     for row in rows.values():
         if row.baseline is not None and row.baseline in rows:
-            row.comparison = compare(row.miou, rows[row.baseline].miou)
+            row.comparison = compare_on_one_machine(
+                row, rows[row.baseline], results)
     return list(rows.values())
+
+
+def run_machine(result: dict) -> Optional[str]:
+    """The machine a result file was made on (its ``machine.id``)."""
+    return (result.get('machine') or {}).get('id')
+
+
+def compare_on_one_machine(row: ArmSummary, base: ArmSummary,
+                           results: Dict[str, Dict[int, dict]]
+                           ) -> Comparison:
+    """:func:`compare` of two rows, never pairing a seed whose two runs
+    were made on different machines (a config and seed repeat exactly on
+    one machine only): such a seed is left out of the arm's values."""
+    other = [s for s in row.miou if s in base.miou and
+             run_machine(results[row.arm][s]) !=
+             run_machine(results[base.arm][s])]
+    comparison = compare({s: v for s, v in row.miou.items()
+                          if s not in other}, base.miou)
+    if other:
+        note = f'seeds {",".join(map(str, other))} ran on another machine ' \
+            'than the baseline\'s, left out'
+        comparison.note = '; '.join(filter(None, [comparison.note, note]))
+    return comparison
 
 
 # ------------------------------------------------- the paper's Table 1
@@ -1201,8 +1370,8 @@ def header_note(study: Study, classes: List[str], exclude: Sequence[str],
                f'({", ".join(exclude)} excluded)') if exclude else \
         'all classes'
     note = (
-        f'Study {study.name} ({study.source}), test split. mIoU: mean IoU '
-        f'over {counted}, per seed; shown as mean ± sample std (ddof=1) '
+        f'Study {study.name} ({study.source}), {study.split} split. mIoU: '
+        f'mean IoU over {counted}, per seed; shown as mean ± sample std (ddof=1) '
         'over the seeds. Class columns: IoU averaged over the seeds. '
         'Values are fractions. ')
     if exclude:

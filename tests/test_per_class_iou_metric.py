@@ -66,6 +66,11 @@ def test_per_class_iou_and_means(tmp_path):
     assert saved['mIoU_excl'] == pytest.approx(sum(five) / len(five))
     assert saved['aAcc'] == pytest.approx(sum(INTERSECT) / sum(LABEL))
     assert saved['num_images'] == 2
+    # the counts each IoU comes from, as integers, summed over the images
+    for name, counts in (('intersection', INTERSECT), ('union', UNION),
+                         ('prediction', PRED), ('label', LABEL)):
+        assert saved['pixels'][name] == dict(zip(CLASSES, counts))
+        assert all(type(v) is int for v in saved['pixels'][name].values())
 
 
 def test_without_results_file_or_exclusion():

@@ -219,15 +219,35 @@ def test_welch_t_test_by_hand():
 
 
 def test_welch_df_with_unequal_seed_counts_by_hand():
-    arm = {0: 0.73, 1: 0.77}  # n=2: mean 0.75, variance 0.0008
+    arm = {5: 0.73, 6: 0.77}  # n=2: mean 0.75, variance 0.0008
     result = studies.compare(arm, BASELINE)  # n=3: mean 0.72, var 0.0004
-    # seeds {0, 1} vs {0, 1, 2}: not the same set -> Welch
+    # no seed in common -> Welch
     assert result.test == 'welch'
     # with u = 0.0004: s^2/n = u for the arm, u/3 for the baseline;
     # df = (u + u/3)^2 / (u^2 / 1 + (u/3)^2 / 2) = (16/9) / (19/18) = 32/19
     assert result.df == pytest.approx(32 / 19)
     # t = 0.03 / sqrt(4u/3) = 0.03 / 0.0230940 = 1.299038
     assert result.t == pytest.approx(1.299038, abs=1e-6)
+
+
+def test_paired_on_the_common_seeds_by_hand():
+    """An arm that ran seeds 0, 1 of the baseline's 0, 1, 2 is paired on
+    seeds 0 and 1; seed 2 is named as left out."""
+    arm = {0: 0.73, 1: 0.77}
+    result = studies.compare(arm, BASELINE)
+    assert result.test == 'paired'
+    # d = 0.73 - 0.70, 0.77 - 0.72 = 0.03, 0.05: mean 0.04 (not the
+    # difference of all means, 0.75 - 0.72), sd = sqrt(2e-4) = 0.0141421,
+    # se = 0.01, t = 4, df = 1
+    assert result.diff == pytest.approx(0.04)
+    assert result.t == pytest.approx(4)
+    assert result.df == 1
+    # t_{0.975, 1} = 12.706205: CI 0.04 -+ 0.127062
+    assert result.ci_low == pytest.approx(0.04 - 0.127062, abs=1e-6)
+    assert result.ci_high == pytest.approx(0.04 + 0.127062, abs=1e-6)
+    # p with 1 df (Cauchy): 1 - 2 atan(4) / pi = 0.156
+    assert result.p == pytest.approx(1 - 2 * math.atan(4) / math.pi)
+    assert result.test_label == 'paired t, df=1 (seeds 2 unpaired, left out)'
 
 
 def test_no_test_below_two_seeds():

@@ -35,9 +35,11 @@ ct_head = dict(
     stage_weights=None,  # None: every stage weighs 1 (authors)
     num_samples=2000,  # bound on positives and on negatives per class/stage
     ignore_only_negatives=False,
-    # draws depend only on (seed, iteration, rank): resumed runs repeat them
-    # exactly; None: the global RNG seeded by MMEngine's `randomness`
-    seed=0,
+    # CT draws from its own generator, never the global one, so that adding
+    # CT changes no other random number; the draws depend only on (seed,
+    # iteration, rank), so resumed runs repeat them exactly.
+    # None: the run's seed (MMEngine's `randomness.seed`)
+    seed=None,
     grad_stats=False,  # True: log CT's share of the backbone's gradient
     checkpoint_projection=True,  # recompute hidden activations in backward
     loss_decode=dict(

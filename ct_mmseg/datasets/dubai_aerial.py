@@ -48,6 +48,9 @@ MASK_PAD_VALUE = IGNORE_INDEX  # ... and never scored
 PNG_COMPRESS_LEVEL = 1
 
 SPLITS = ('train', 'val', 'test')
+# Splits also written as whole images (``<split>_whole``), for evaluation
+# that scores every pixel once.
+HELD_OUT = ('val', 'test')
 # Whole tiles per split, chosen from the per-tile class pixel counts (every
 # tile has all five classes; this split keeps each split's class mix closest
 # to the whole set's with most pixels in train). See docs/dubai_aerial.md.
@@ -273,9 +276,24 @@ def tile_of_crop(file_name: str) -> int:
     return int(match.group(1))
 
 
+def whole_split(split: str) -> str:
+    """Folder of a held-out split's whole images: ``'test'`` ->
+    ``'test_whole'``."""
+    return f'{split}_whole'
+
+
+def save_png(array: np.ndarray, path: str):
+    Image.fromarray(array).save(path, compress_level=PNG_COMPRESS_LEVEL)
+
+
 def convert_pair(pair: Pair, out_dir: str, split: str, clip_size: int,
-                 stride_size: int) -> Tuple[np.ndarray, int]:
+                 stride_size: int, whole: bool = False
+                 ) -> Tuple[np.ndarray, int]:
     """Crop one image and its mask into ``out_dir/{img,ann}_dir/<split>``.
+
+    With ``whole``, the uncropped image and mask also go to
+    ``out_dir/{img,ann}_dir/<split>_whole`` (:func:`whole_split`), named as
+    one crop covering the image: evaluated there, every pixel counts once.
 
     Returns the (K,) class pixel counts of the whole (uncropped) mask and
     the number of crops.
@@ -285,6 +303,11 @@ def convert_pair(pair: Pair, out_dir: str, split: str, clip_size: int,
     if image.shape[:2] != labels.shape:
         raise ValueError(f'{pair.image_path} is {image.shape[:2]} but its '
                          f'mask {pair.mask_path} is {labels.shape}')
+    if whole:
+        name = crop_file_name(pair, (0, 0, labels.shape[1], labels.shape[0]))
+        save_png(image, osp.join(out_dir, 'img_dir', whole_split(split), name))
+        save_png(labels, osp.join(out_dir, 'ann_dir', whole_split(split),
+                                  name))
     img_dir = osp.join(out_dir, 'img_dir', split)
     ann_dir = osp.join(out_dir, 'ann_dir', split)
     windows = crop_windows(*labels.shape, clip_size, stride_size)
@@ -293,9 +316,8 @@ def convert_pair(pair: Pair, out_dir: str, split: str, clip_size: int,
         for array, pad_value, folder in (
                 (image, IMAGE_PAD_VALUE, img_dir),
                 (labels, MASK_PAD_VALUE, ann_dir)):
-            crop = crop_and_pad(array, window, clip_size, pad_value)
-            Image.fromarray(crop).save(osp.join(folder, name),
-                                       compress_level=PNG_COMPRESS_LEVEL)
+            save_png(crop_and_pad(array, window, clip_size, pad_value),
+                     osp.join(folder, name))
     return count_labels(labels), len(windows)
 
 
@@ -311,7 +333,8 @@ def convert(root: str,
     Args:
         root (str): the folder holding ``Tile 1`` ... ``Tile 8``.
         out_dir (str): gets ``img_dir/{train,val,test}`` (RGB PNG) and
-            ``ann_dir/{train,val,test}`` (uint8 class-index PNG) crops.
+            ``ann_dir/{train,val,test}`` (uint8 class-index PNG) crops, and
+            the held-out splits' whole images in ``{val,test}_whole``.
         split_tiles (dict): tiles per split, default :data:`DEFAULT_SPLIT`.
         clip_size (int): crop side in pixels.
         stride_size (int): step between train crops (< clip_size: overlap).
@@ -338,7 +361,8 @@ def convert(root: str,
         if int(stride) != stride or not 1 <= stride <= clip_size:
             raise ValueError(f'{name} must be an integer in [1, clip_size '
                              f'{clip_size}], got {stride}')
-    for split in SPLITS:
+    folders = [*SPLITS, *(whole_split(s) for s in HELD_OUT)]
+    for split in folders:
         for kind in ('img_dir', 'ann_dir'):
             os.makedirs(osp.join(out_dir, kind, split), exist_ok=True)
     crops = {split: 0 for split in SPLITS}
@@ -349,7 +373,7 @@ def convert(root: str,
             continue
         stride = stride_size if split == 'train' else eval_stride_size
         counts, num_crops = convert_pair(pair, out_dir, split, clip_size,
-                                         stride)
+                                         stride, whole=split in HELD_OUT)
         pixels[pair.tile] = pixels.get(pair.tile, 0) + counts
         crops[split] += num_crops
         if progress is not None:

@@ -28,7 +28,7 @@ from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS
 
 # Written into every results file; bump it if the schema changes.
-RESULTS_FORMAT = 'ct_mmseg.per_class_iou.v1'
+RESULTS_FORMAT = 'ct_mmseg.per_class_iou.v2'
 
 
 def per_class_iou(results: List[tuple]) -> np.ndarray:
@@ -48,6 +48,23 @@ def per_class_iou(results: List[tuple]) -> np.ndarray:
     union = sum(r[1] for r in results).double().cpu().numpy()
     with np.errstate(divide='ignore', invalid='ignore'):
         return intersect / union
+
+
+def pixel_counts(results: List[tuple]) -> Dict[str, np.ndarray]:
+    """The pixel counts every IoU comes from, summed over the images.
+
+    Args:
+        results (list[tuple]): as for :func:`per_class_iou`.
+
+    Returns:
+        dict[str, np.ndarray]: (K,) int64 ``intersection``, ``union``,
+        ``prediction`` (pixels predicted as the class, on labelled pixels)
+        and ``label`` (pixels labelled as the class). IoU = intersection /
+        union; a class with ``prediction`` 0 was never predicted.
+    """
+    names = ('intersection', 'union', 'prediction', 'label')
+    return {name: sum(r[i] for r in results).double().cpu().numpy()
+            .round().astype(np.int64) for i, name in enumerate(names)}
 
 
 def _finite_or_none(value: float) -> Optional[float]:
@@ -93,7 +110,8 @@ class PerClassIoUMetric(IoUMetric):
         Keys: ``format``, ``classes``, ``iou`` ({class: IoU or None}),
         ``mIoU`` (nan-mean over all classes, MMSeg's mIoU), ``mean_exclude``,
         ``mIoU_excl`` (nan-mean without ``mean_exclude``; None if no class
-        is left), ``aAcc``, ``num_images``.
+        is left), ``aAcc``, ``num_images``, ``pixels`` ({count name:
+        {class: pixels}}, see :func:`pixel_counts`).
         """
         classes = list(self.dataset_meta['classes'])
         unknown = sorted(set(self.mean_exclude) - set(classes))
@@ -118,7 +136,10 @@ class PerClassIoUMetric(IoUMetric):
             mean_exclude=self.mean_exclude,
             mIoU_excl=nanmean(iou[kept]),
             aAcc=correct / labelled if labelled else None,
-            num_images=len(results))
+            num_images=len(results),
+            pixels=OrderedDict(
+                (name, OrderedDict(zip(classes, counts.tolist())))
+                for name, counts in pixel_counts(results).items()))
 
     def compute_metrics(self, results: list) -> Dict[str, float]:
         """MMSeg's metrics + ``IoU.<class>`` (+ ``mIoU_excl_*``), percent."""

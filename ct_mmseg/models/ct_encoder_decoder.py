@@ -2,6 +2,7 @@
 from typing import Dict, List
 
 import torch.nn as nn
+from mmengine.model import ModuleList
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.registry import MODELS
 from mmseg.utils import SampleList, add_prefix
@@ -22,6 +23,22 @@ class CTEncoderDecoder(EncoderDecoder):
     inherited unchanged; the parameter names are the same, so checkpoints
     move freely between the two classes.
     """
+
+    def _init_auxiliary_head(self, auxiliary_head) -> None:
+        """MMSeg's, with a list of heads held in MMEngine's ``ModuleList``.
+
+        MMSeg holds a list of auxiliary heads in ``torch.nn.ModuleList``,
+        which has no ``init_weights``, so MMEngine's initialisation never
+        reaches the heads in it: their ``init_cfg`` is silently skipped.
+        The fragment turns a single auxiliary head into ``[head, CT]``; with
+        MMSeg's list, that head would then start from PyTorch's default
+        weights instead of its ``init_cfg``, and every later draw of the
+        global RNG would shift. Here each listed head is initialised as a
+        single head is, in list order.
+        """
+        super()._init_auxiliary_head(auxiliary_head)
+        if isinstance(self.auxiliary_head, nn.ModuleList):
+            self.auxiliary_head = ModuleList(list(self.auxiliary_head))
 
     def loss(self, inputs: Tensor, data_samples: SampleList) -> Dict[str, Tensor]:
         backbone_feats = self.backbone(inputs)

@@ -13,6 +13,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, SampleList
 from torch import Tensor
 
+from .rng import global_rng_untouched
 from .training_state import training_iteration
 from ..core import (check_labels, gather_tokens, mlp_linears,
                     project_tokens, projects_every_token, sample_candidates,
@@ -64,8 +65,9 @@ class ContrastiveTransformerHead(BaseDecodeHead):
             authors' InfoNCE bound; their CL is unbounded).
         ignore_only_negatives (bool): let patches made only of ignore pixels
             be negatives. Default False (see ``ct_mmseg.core.patch_labels``).
-        seed (int, optional): seed of a private generator for the candidate
-            draws. Default None: the global RNG that MMEngine seeds.
+        seed (int, optional): seed of the head's private generator for the
+            candidate draws. Default None: the seed MMEngine gave torch
+            (``randomness.seed``). The global RNG is never drawn from.
         collect_stats (bool): keep per-stage, per-class statistics of the last
             step in :attr:`step_stats` (device tensors, no host sync) for
             :class:`~ct_mmseg.hooks.ContrastiveTransformerHook` to log.
@@ -124,17 +126,21 @@ class ContrastiveTransformerHead(BaseDecodeHead):
                             f'{loss_decode!r} ({type(loss_decode).__name__})')
         if init_cfg is None:
             init_cfg = dict(type='TruncNormal', layer='Linear', std=0.02)
-        super().__init__(
-            in_channels=list(in_channels),
-            channels=proj_channels,
-            num_classes=num_classes,
-            in_index=list(in_index),
-            input_transform='multiple_select',
-            dropout_ratio=0,
-            ignore_index=ignore_index,
-            loss_decode=loss_decode,
-            init_cfg=init_cfg,
-            **kwargs)
+        # Building draws initial weights from the global RNG (BaseDecodeHead's
+        # conv_seg, the projection heads): fork it, so that adding CT to a
+        # model leaves every other module's initial weights as they were.
+        with global_rng_untouched():
+            super().__init__(
+                in_channels=list(in_channels),
+                channels=proj_channels,
+                num_classes=num_classes,
+                in_index=list(in_index),
+                input_transform='multiple_select',
+                dropout_ratio=0,
+                ignore_index=ignore_index,
+                loss_decode=loss_decode,
+                init_cfg=init_cfg,
+                **kwargs)
         if not hasattr(self.loss_decode, 'clip'):
             raise TypeError('ContrastiveTransformerHead: loss_decode must be a '
                             'PatchContrastLoss (needs .clip), got '
@@ -158,9 +164,17 @@ class ContrastiveTransformerHead(BaseDecodeHead):
         # (S, 2): squared norms of CT's and of the other losses' gradient at
         # each stage output, filled during backward; None until measured.
         self.step_grad_norms: Optional[Tensor] = None
-        self.projectors = nn.ModuleList(
-            build_projector(c, proj_channels, proj_num_layers)
-            for c in self.in_channels)
+        with global_rng_untouched():
+            self.projectors = nn.ModuleList(
+                build_projector(c, proj_channels, proj_num_layers)
+                for c in self.in_channels)
+
+    def init_weights(self):
+        """MMEngine's ``init_cfg`` initialisation (truncated normal by
+        default), with the global RNG restored afterwards: the modules
+        initialised after this head draw what they draw without CT."""
+        with global_rng_untouched():
+            super().init_weights()
 
     # ------------------------------------------------------------------ #
     def _stage_inputs(self, inputs: Sequence[Tensor]) -> List[Tensor]:
@@ -202,8 +216,14 @@ class ContrastiveTransformerHead(BaseDecodeHead):
         raise RuntimeError('ContrastiveTransformerHead is a training-only '
                            'auxiliary head; it has no prediction')
 
-    def _get_generator(self, device: torch.device) -> Optional[torch.Generator]:
-        """The private generator (``seed`` set), else None: the global RNG.
+    def _get_generator(self, device: torch.device) -> torch.Generator:
+        """The head's private generator for the candidate draws.
+
+        CT never draws from the global RNG, so dropout and drop-path masks
+        and the data augmentation see the same random stream with and
+        without CT. Its seed is ``seed``, or, with ``seed=None``, the seed
+        MMEngine gave torch (``torch.initial_seed()``, the run's
+        ``randomness.seed``).
 
         Inside an MMEngine training loop the generator is re-seeded at every
         call from ``(seed, iteration, rank)``, the iteration being the one
@@ -215,14 +235,13 @@ class ContrastiveTransformerHead(BaseDecodeHead):
         (no iteration in the message hub) the generator is seeded once and
         its stream continues from call to call.
         """
-        if self.seed is None:
-            return None
+        seed = torch.initial_seed() if self.seed is None else self.seed
         if self._generator is None or self._generator.device != device:
             self._generator = torch.Generator(device=device)
-            self._generator.manual_seed(self.seed)
+            self._generator.manual_seed(seed)
         step = training_iteration()
         if step is not None:
-            self._generator.manual_seed(_mix_seed(self.seed, step, get_rank()))
+            self._generator.manual_seed(_mix_seed(seed, step, get_rank()))
         return self._generator
 
     def _embed(self, feat: Tensor, projector: nn.Module,

@@ -15,8 +15,10 @@ _base_ = [
 custom_imports = dict(imports=['ct_mmseg', 'ct_mmseg.evaluation'],
                       allow_failed_imports=False)
 # Scale: the converted crops are 512 px; the study sees them at half
-# resolution (about 0.6 m/px instead of 0.3) in 128 px crops, the test tiles
-# resized by the same factor.
+# resolution (about 0.6 m/px instead of 0.3) in 128 px crops. Val and test
+# score the held-out tiles' whole images (the converter's val_whole /
+# test_whole), halved the same way and segmented by sliding 256 px windows;
+# the prediction is resized back, so every labelled pixel counts once.
 crop_size = (128, 128)
 study_scale = (256, 256)
 train_pipeline = [
@@ -30,7 +32,7 @@ train_pipeline = [
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=study_scale, keep_ratio=True),
+    dict(type='Resize', scale_factor=0.5, keep_ratio=True),
     dict(type='LoadAnnotations'),
     dict(type='PackSegInputs')
 ]
@@ -40,7 +42,10 @@ model = dict(
     data_preprocessor=dict(
         type='SegDataPreProcessor', mean=[123.675, 116.28, 103.53],
         std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_val=0,
-        seg_pad_val=255, size=crop_size),
+        seg_pad_val=255, size=crop_size,
+        # whole images at test time: padded to a multiple of the coarsest
+        # stride (the padding is cut off the prediction)
+        test_cfg=dict(size_divisor=32)),
     backbone=dict(
         _base_.swin_backbone,
         embed_dims=embed_dims, depths=[1, 1, 2, 1], num_heads=[1, 2, 4, 8],
@@ -61,7 +66,7 @@ model = dict(
             dict(type='SoftDiceLoss', smooth=0.05, loss_weight=1.0,
                  loss_name='loss_dice')]),
     train_cfg=dict(),
-    test_cfg=dict(mode='whole'))
+    test_cfg=dict(mode='slide', crop_size=(256, 256), stride=(192, 192)))
 max_iters = 400
 val_interval = 50
 train_dataloader = dict(
@@ -69,10 +74,12 @@ train_dataloader = dict(
     dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(
     num_workers=1, persistent_workers=False,
-    dataset=dict(pipeline=test_pipeline))
+    dataset=dict(pipeline=test_pipeline, data_prefix=dict(
+        img_path='img_dir/val_whole', seg_map_path='ann_dir/val_whole')))
 test_dataloader = dict(
     num_workers=1, persistent_workers=False,
-    dataset=dict(pipeline=test_pipeline))
+    dataset=dict(pipeline=test_pipeline, data_prefix=dict(
+        img_path='img_dir/test_whole', seg_map_path='ann_dir/test_whole')))
 val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
 test_evaluator = dict(type='PerClassIoUMetric', iou_metrics=['mIoU'],
                       mean_exclude=[])

@@ -1,0 +1,28 @@
+"""CT's random numbers never come from, or move, the global generators.
+
+A config and its CT variant must differ in CT only: the same seed must give
+every shared module the same initial weights, and dropout, drop-path and
+data augmentation the same random stream. Building and initialising the CT
+head would otherwise draw from torch's global generator between the
+backbone's construction and ``init_weights()``, and its candidate draws
+during training would shift every later dropout mask.
+"""
+from contextlib import contextmanager
+
+import torch
+
+
+@contextmanager
+def global_rng_untouched():
+    """Run a block with torch's global generators restored afterwards.
+
+    The CPU generator always; the CUDA generators of the visible devices
+    when CUDA is initialised (modules are usually built on the CPU, but a
+    default CUDA device would build them there). Inside the block the
+    generators continue from their current state, so what is drawn there
+    still depends on the run's seed.
+    """
+    devices = list(range(torch.cuda.device_count())) \
+        if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=devices):
+        yield
