@@ -842,9 +842,12 @@ def machine_info() -> Dict[str, str]:
         omp_num_threads=os.environ.get('OMP_NUM_THREADS', ''))
 
 
-def code_commit(folder: str = '.') -> str:
-    """The git commit the run's code came from, ``+dirty`` when tracked
-    files differ from it; ``'unknown'`` outside a git checkout."""
+def code_commit(folder: Optional[str] = None) -> str:
+    """The git commit of the checkout ``folder`` is in (default: the one
+    this ct_mmseg was imported from, i.e. the code the runs import),
+    ``+dirty`` when tracked files differ from it; ``'unknown'`` outside a
+    git checkout (e.g. a pip-installed ct_mmseg)."""
+    folder = folder or osp.dirname(osp.abspath(__file__))
     def git(*args):
         out = subprocess.run(['git', '-C', folder, *args],
                              capture_output=True, text=True)

@@ -237,6 +237,20 @@ def test_converter_cli_on_a_synthetic_release(tmp_path, capsys):
     band = np.arange(32) * 5 // 32
     assert (labels[:31] == band[:31, None]).all()
     assert (labels[31] == IGNORE).all()
+    # the held-out splits whole, uncropped and unpadded: every pixel once
+    for split, tile, (height, width) in (('val', 2, (20, 30)),
+                                         ('test', 3, (32, 32))):
+        name = f'tile{tile}_image_part_001_0_0_{width}_{height}.png'
+        for kind in ('img_dir', 'ann_dir'):
+            assert os.listdir(out / kind / f'{split}_whole') == [name]
+        labels = read('ann_dir', f'{split}_whole', name)
+        band = np.arange(height) * 5 // height
+        assert labels.shape == (height, width)
+        assert (labels[:-1] == band[:-1, None]).all()
+        assert (labels[-1] == IGNORE).all()
+        assert read('img_dir', f'{split}_whole', name).shape == (
+            height, width, 3)
+    assert not (out / 'img_dir' / 'train_whole').exists()
 
 
 def test_converter_checks_the_strides_before_writing(tmp_path):

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import os.path as osp
+import re
 import shlex
 
 import pytest
@@ -127,6 +128,20 @@ ARM = dict(name='a', config='a.py')
     (dict(seeds=[0], arms=[]), 'arms: expected a non-empty list'),
     (dict(seeds=[0], arms=[ARM], work_root='out/work', output='out'),
      'work_root: .* is inside the output folder'),
+    (dict(seeds=[0], arms=[ARM], split='train'), 'split: expected one of'),
+    (dict(seeds=[0], arms=[ARM], stop=dict(arm='a', half_width=0.01)),
+     "stop: arm: 'a' is not an arm with a baseline"),
+    (dict(seeds=[0], arms=[ARM, dict(name='b', config='b.py',
+                                     baseline='a')],
+          stop=dict(arm='b', half_width=1.0)), 'stop: half_width: expected'),
+    (dict(seeds=[0], arms=[ARM, dict(name='b', config='b.py',
+                                     baseline='a')],
+          stop=dict(arm='b', half_width=0.01, min_pairs=1)),
+     'stop: min_pairs: expected an integer >= 2'),
+    (dict(seeds=[0], arms=[ARM, dict(name='b', config='b.py',
+                                     baseline='a')],
+          stop=dict(arm='b', half_width=0.01, pairs=3)),
+     "stop: unknown key 'pairs'"),
 ])
 def test_spec_errors_name_the_bad_key(data, message):
     with pytest.raises(studies.SpecError, match=message):
@@ -407,7 +422,7 @@ def test_a_resumed_run_adds_its_parts(tmp_path):
 
 
 # --------------------------------------------------------------- table
-def write_result_file(output, arm, seed, iou, labels=None):
+def write_result_file(output, arm, seed, iou, labels=None, machine='m1'):
     """A result file as write_result makes it (the fields the table
     reads)."""
     path = osp.join(output, 'runs', arm, f'seed{seed}.json')
@@ -416,7 +431,59 @@ def write_result_file(output, arm, seed, iou, labels=None):
         json.dump(dict(format=studies.RESULT_FORMAT, arm=arm, seed=seed,
                        classes=list(iou), iou=iou,
                        labels=labels or dict(model='UPer', backbone='Swin',
-                                             ct_loss='-')), f)
+                                             ct_loss='-'),
+                       machine=dict(id=machine)), f)
+
+
+def test_pairs_only_runs_of_one_machine(tmp_path):
+    """Seed 2's CT run was made on another machine than its baseline: it is
+    left out of the paired test, which then pairs seeds 0 and 1 only."""
+    out = tmp_path / 'out'
+    study = studies.parse_spec(dict(
+        name='m', seeds=[0, 1, 2], output=str(out),
+        work_root=str(tmp_path / 'work'),
+        arms=[dict(name='base', config='b.py'),
+              dict(name='ct', config='c.py', baseline='base')]))
+    for seed, m in BASELINE.items():
+        write_result_file(str(out), 'base', seed, dict(a=m))
+    for seed, m in {0: 0.73, 1: 0.77, 2: 0.99}.items():
+        write_result_file(str(out), 'ct', seed, dict(a=m),
+                          machine='m2' if seed == 2 else 'm1')
+    rows = studies.summarize_study(study, studies.read_results(study))
+    comparison = rows[1].comparison
+    # = test_paired_on_the_common_seeds_by_hand: d = 0.03, 0.05
+    assert comparison.test == 'paired' and comparison.df == 1
+    assert comparison.diff == pytest.approx(0.04)
+    assert 'seeds 2 ran on another machine' in comparison.test_label
+
+
+def test_stopping_rule(tmp_path):
+    """The rule holds once the arm has min_pairs pairs and a CI half-width
+    at most half_width; the runner then starts no new run."""
+    out = tmp_path / 'out'
+    data = dict(name='s', seeds=[0, 1, 2, 3], output=str(out),
+                work_root=str(tmp_path / 'work'),
+                arms=[dict(name='base', config='b.py'),
+                      dict(name='ct', config='c.py', baseline='base')],
+                stop=dict(arm='ct', half_width=0.01, min_pairs=3))
+    study = studies.parse_spec(data)
+    assert study.stop == studies.StopRule('ct', 0.01, 3)
+    # two pairs with equal differences: half-width 0, but too few pairs
+    for seed in (0, 1):
+        write_result_file(str(out), 'base', seed, dict(a=0.5 + seed / 10))
+        write_result_file(str(out), 'ct', seed, dict(a=0.52 + seed / 10))
+    assert studies.stop_rule_reached(study) is None
+    # a third pair, differences 0.02, 0.02, 0.026: sd 0.003464, se 0.002,
+    # t_{0.975, 2} = 4.302653 -> half-width 0.008605 <= 0.01
+    write_result_file(str(out), 'base', 2, dict(a=0.7))
+    write_result_file(str(out), 'ct', 2, dict(a=0.726))
+    reached = studies.stop_rule_reached(study)
+    assert reached == ('stopping rule met: ct vs base, 3 pairs, 95 % CI '
+                       'half-width 0.0086 <= 0.01')
+    # a wider rule is not met by the same pairs
+    study = studies.parse_spec(dict(data, stop=dict(
+        arm='ct', half_width=0.005, min_pairs=3)))
+    assert studies.stop_rule_reached(study) is None
 
 
 def three_classes(m, c):
@@ -547,6 +614,15 @@ def test_two_tiny_runs_through_mmseg_tools(demo_data, tmp_path, capsys,
         assert result['labels']['ct_loss'] == ('CL' if arm == 'ct' else '-')
         ious = [v for v in result['iou'].values() if v is not None]
         assert result['mIoU'] == pytest.approx(sum(ious) / len(ious))
+        # the IoUs recomputed from the pixel counts, and where it ran
+        pixels = result['pixels']
+        for name, iou in result['iou'].items():
+            union = pixels['union'][name]
+            assert iou == (pixels['intersection'][name] / union
+                           if union else None)
+        assert result['machine']['id'].endswith(' | no GPU')
+        assert result['machine']['omp_num_threads'] == '1'
+        assert re.fullmatch(r'[0-9a-f]{40}(\+dirty)?', result['commit'])
         # the validation during training, for the curves
         assert [v['step'] for v in result['val']] == [E2E_ITERS]
         assert 'mIoU' in result['val'][0]
