@@ -15,6 +15,11 @@ from typing import List, Tuple
 import torch
 from mmengine.config import ConfigDict
 
+from .checkpoint_format import auxiliary_layout
+
+# the config key the CT checkpoint hook reads (ct_mmseg.hooks.checkpoint)
+LAYOUT_KEY = 'ct_auxiliary_layout'
+
 CT_HEAD_TYPES = ('ContrastiveTransformerHead',
                  'mmseg.ContrastiveTransformerHead')
 PROBE_SIZE = 128  # divisible by the usual strides (4 .. 32)
@@ -121,6 +126,9 @@ def add_ct_to_config(cfg, key: str = 'ct_head'):
     except (ValueError, TypeError, KeyError, IndexError) as error:
         raise type(error)(f'{key}: {error}') from error
 
+    # how the config laid out its own auxiliary heads: CT checkpoints are
+    # saved under those names (ct_mmseg.hooks.CTCheckpointHook)
+    cfg[LAYOUT_KEY] = auxiliary_layout(aux)
     if aux is None:
         model['auxiliary_head'] = head
     else:

@@ -169,29 +169,45 @@ def test_resume_reproduces_the_uninterrupted_run(
 
 
 def check_weights_only_loading(path):
-    """The checkpoint holds MMEngine's message hub; plain weights_only
-    loading refuses it, ct_mmseg's registered loader reads it safely."""
+    """A CT checkpoint is plain data: torch's safe unpickler reads it with
+    no allow-list. Its CT tensors travel in the ``ct_mmseg`` section (the
+    resume above put them back)."""
+    checkpoint = torch.load(path, weights_only=True)
+    assert checkpoint['meta']['iter'] == 2
+    assert {'state_dict', 'optimizer', 'message_hub'} <= set(checkpoint)
+    ct_weights = [k for k in checkpoint['ct_mmseg']['state_dict']
+                  if k.startswith('auxiliary_head.1.projectors.')]
+    assert len(ct_weights) == 4 * 4  # 4 stages x (2 Linear x weight, bias)
+    assert not any('projectors' in k for k in checkpoint['state_dict'])
+    buffers = checkpoint['message_hub']['log_scalars']
+    assert buffers and all(isinstance(v, dict) for v in buffers.values())
+
+
+def test_allow_list_loader_reads_mmengine_checkpoints(tmp_path):
+    """A checkpoint in MMEngine's own format (a baseline run's: message hub
+    of HistoryBuffer objects) is refused by plain weights_only loading and
+    read by the loader ct_mmseg registers for plain file paths."""
     import pickle
 
+    from mmengine.logging import HistoryBuffer
     from mmengine.runner.checkpoint import CheckpointLoader
 
     from ct_mmseg.checkpoint import (load_from_local_weights_only,
                                      weights_only_needs_allow_list)
-    with pytest.raises(pickle.UnpicklingError, match='HistoryBuffer'):
-        torch.load(path, weights_only=True)
+    path = tmp_path / 'mmengine_format.pth'
+    torch.save(dict(meta=dict(iter=2), state_dict=dict(w=torch.ones(2)),
+                    message_hub=dict(log_scalars=dict(
+                        loss=HistoryBuffer([1.0, 0.5], [1, 1])))), path)
     if not weights_only_needs_allow_list():
         # torch < 2.6 (no scoped allow-list; MMEngine's loader unpickles
         # fully by default): nothing is registered, MMEngine's loader reads it
         assert CheckpointLoader.load_checkpoint(str(path))['meta']['iter'] == 2
         return
+    with pytest.raises(pickle.UnpicklingError, match='HistoryBuffer'):
+        torch.load(path, weights_only=True)
     checkpoint = load_from_local_weights_only(str(path))
-    assert checkpoint['meta']['iter'] == 2
-    assert {'state_dict', 'optimizer', 'message_hub'} <= set(checkpoint)
-    ct_weights = [k for k in checkpoint['state_dict']
-                  if k.startswith('auxiliary_head.1.projectors.')]
-    assert len(ct_weights) == 4 * 4  # 4 stages x (2 Linear x weight, bias)
+    assert checkpoint['message_hub']['log_scalars']['loss'].current() == 0.5
     # MMEngine's own loading path (used by --resume and load_from) goes
     # through the loader ct_mmseg registered for plain file paths
     via_mmengine = CheckpointLoader.load_checkpoint(str(path))
-    assert torch.equal(via_mmengine['state_dict'][ct_weights[0]],
-                       checkpoint['state_dict'][ct_weights[0]])
+    assert torch.equal(via_mmengine['state_dict']['w'], torch.ones(2))

@@ -22,7 +22,10 @@
 # Override any option in your own config, e.g.
 #   ct_head = dict(loss_decode=dict(mode='infonce'))
 runner_type = 'ct_mmseg.CTRunner'
-custom_hooks = [dict(type='ct_mmseg.ContrastiveTransformerHook')]
+# CT statistics in the log; checkpoints that the plain model (tools/test.py,
+# mmseg.apis.init_model, MMSegInferencer) loads as they are
+custom_hooks = [dict(type='ct_mmseg.ContrastiveTransformerHook'),
+                dict(type='ct_mmseg.CTCheckpointHook')]
 ct_head = dict(
     type='ContrastiveTransformerHead',
     in_channels=None,  # None: measured on the backbone

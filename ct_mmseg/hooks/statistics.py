@@ -2,18 +2,15 @@
 
 The hook also makes every MMEngine runner import ct_mmseg (see below).
 """
-import copy
 from typing import List, Optional, Sequence
 
 import torch
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.runner import BaseLoop
 
-from .config_injection import add_ct_to_config
-from .models import ContrastiveTransformerHead
-from .models.ct_head import STAT_NAMES
-from .registry import HOOKS
+from ..models import ContrastiveTransformerHead
+from ..models.ct_head import STAT_NAMES
+from ..registry import HOOKS
 
 _POS, _NEG, _PAIRS, _POS_PAIRS, _COS_POS, _COS_NEG = range(len(STAT_NAMES))
 
@@ -83,34 +80,8 @@ class ContrastiveTransformerHook(Hook):
         self._heads: List[ContrastiveTransformerHead] = []
         self._class_names: Sequence[str] = ()
 
-    def before_run(self, runner) -> None:
-        """Testing a CT config with a plain runner: add the (unused) CT head.
-
-        MMSeg's ``tools/test.py`` builds the runner with ``Runner.from_cfg``,
-        which ignores ``runner_type``, so the model lacks the CT head (and its
-        auxiliary heads are laid out differently) while the checkpoint has
-        it: MMEngine would report missing and unexpected keys. CT has no
-        inference part, so adding the heads changes no prediction; it only
-        lets the checkpoint load with matching keys. Training is left to
-        :meth:`before_train`, which refuses such a model instead (the
-        optimizer is already built by then).
-        """
-        model = _unwrap(runner.model)
-        cfg = getattr(runner, 'cfg', None) or {}
-        if cfg.get('ct_head') is None or _ct_heads(model) or \
-                isinstance(getattr(runner, '_train_loop', None), BaseLoop) or \
-                not hasattr(model, '_init_auxiliary_head'):
-            return
-        cfg = add_ct_to_config(copy.deepcopy(cfg))
-        device = next(model.parameters()).device
-        model._init_auxiliary_head(cfg.model.auxiliary_head)
-        model.auxiliary_head.to(device)
-        print_log('ContrastiveTransformerHook: added the CT head to the '
-                  'model (not used at inference) so that the checkpoint '
-                  'loads with matching keys', logger='current')
-
     def before_train(self, runner) -> None:
-        self._heads = _ct_heads(_unwrap(runner.model))
+        self._heads = _ct_heads(unwrap(runner.model))
         if not self._heads:
             cfg = getattr(runner, 'cfg', None) or {}
             if cfg.get('ct_head') is not None:
@@ -241,7 +212,7 @@ class ContrastiveTransformerHook(Hook):
                               no_pos[k].item() / max(present[k].item(), 1))
 
 
-def _unwrap(model):
+def unwrap(model):
     """The model inside a (distributed) wrapper."""
     return model.module if hasattr(model, 'module') else model
 
