@@ -367,7 +367,7 @@ def test_colour_jitter_hue_shift_works_on_numpy2():
     from ct_mmseg.adclr.compat import ORIGINAL_ADJUST_HUE
     image = np.random.default_rng(0).integers(0, 256, (8, 8, 3), np.uint8)
     for backend in ('cv2', 'pillow'):
-        # negative shifts (half of DINO's ColorJitter draws) no longer crash
+        # negative shifts (half of DINO's ColorJitter draws) do not crash
         out = mmcv.adjust_hue(image, -0.1, backend=backend)
         assert out.shape == image.shape and out.dtype == np.uint8
         # positive ones give mmcv's own result

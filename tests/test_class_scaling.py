@@ -1,10 +1,11 @@
-"""Issue 10: CT's cost follows the classes present, not the dataset's K.
+"""CT's cost follows the classes present, not the dataset's K.
 
-The head now relabels the batch GT onto the classes present and sizes every
-tensor by them (and InfoNCE's logits by what can be valid). These tests prove
-the new shapes change nothing: against a frozen copy of the implementation
-before the change (``tests/reference_v1``), the losses and the gradients are
-the same whenever the draws are the same, for K = 6 and K = 150, both losses.
+The head relabels the batch GT onto the classes present and sizes every
+tensor by them (and InfoNCE's logits by what can be valid). These tests show
+that these shapes change nothing: against the reference implementation
+(``tests/reference_v1``, every tensor sized by the dataset's K), the losses
+and the gradients are the same whenever the draws are the same, for K = 6
+and K = 150, both losses.
 
 Same draws: both implementations draw by giving every (class, token) a random
 key and taking the largest keys of the eligible tokens. Here ``torch.rand``
@@ -76,7 +77,8 @@ def token_keyed_draws():
 
 
 def reference_loss(head, feats, gt):
-    """The head's loss as computed before issue 10 (frozen code)."""
+    """The head's loss computed by the reference implementation
+    (``tests/reference_v1``)."""
     loss = head.loss_decode
     present = ref_labels.classes_present(gt, head.num_classes, IGN)
     divisor = len(feats) * present.sum().clamp(min=1).float()
@@ -212,7 +214,7 @@ def test_no_class_present_gives_zero_loss_with_graph():
 
 
 # --------------------------------------------------------------------------- #
-# mechanism statistics the study reads (issue 9)
+# mechanism statistics the study reads
 # --------------------------------------------------------------------------- #
 def test_gradient_norms_split_ct_from_the_rest():
     """``grad_stats``: CT's and the other losses' gradient norms at every

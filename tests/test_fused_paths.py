@@ -1,4 +1,4 @@
-"""The fused fast paths of issue 10 against their plain definitions.
+"""The fused fast paths against their plain definitions.
 
 * :func:`ct_mmseg.core.project_tokens` (gather + MLP head + L2 norm in one
   autograd node) against ``F.normalize(head(tokens))`` through autograd;

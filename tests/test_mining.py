@@ -89,7 +89,7 @@ def test_infonce_triplets_sorted_by_pair_similarity():
     q, k, qv, n, nv = hard_infonce_triplets(pos, neg, torch.tensor([6]), 0.5)
     # kept: 3 hardest pairs = gaps 5 (i=1), 20 (i=3), 60 (i=4); with M = 6
     # at most floor(6 * 0.5) = 3 pairs and 3 // 2 = 1 query can be valid, so
-    # that is the width of the negative and query axes (issue 10)
+    # that is the width of the negative and query axes
     assert nv[0].tolist() == [True, True, True]
     assert torch.allclose(n[0, :3], neg[0, [1, 3, 4]])
     # one query (3 // 2) = kept positive 1, its key = kept positive 3

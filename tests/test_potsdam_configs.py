@@ -67,7 +67,7 @@ def ct_mode(name):
 def test_the_required_config_names_exist():
     for name in CONFIGS:
         assert osp.isfile(config_path(name)), name
-    # the DCSwin + CT (CL) default named in the issue
+    # the default CT config, DCSwin + CT, uses CL
     assert ct_mode('dcswin_ct_potsdam') == 'cl'
 
 

@@ -1,4 +1,4 @@
-"""Hostile inputs (hypothesis) and the misconfigurations issue 5 lists.
+"""Hostile inputs (hypothesis) and misconfigurations.
 
 Property tests: random GT masks (all ignore, one class, all classes, classes
 present only as specks that no patch of a stage holds purely, sizes not
@@ -189,8 +189,8 @@ def test_head_on_hostile_inputs(case):
         assert torch.isfinite(param.grad).all(), name
 
     # the draws: two per stage (positives, then negatives), checked against
-    # the brute-force block labels. Rows are the classes present in the GT
-    # (issue 10); negatives are drawn no wider than the stage's largest
+    # the brute-force block labels. Rows are the classes present in the GT;
+    # negatives are drawn no wider than the stage's largest
     # positive set (or min_negatives), since no loss uses more.
     assert len(drawn) == 2 * len(STRIDES)
     num_classes = case['num_classes']

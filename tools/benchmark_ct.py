@@ -826,7 +826,7 @@ def _write_sweep(rows, args, device, np):
 
 
 def sweep_ratios(rows):
-    """The issue-10 targets from a sweep: K_max / K_min at the same classes
+    """The cost ratios of a sweep: K_max / K_min at the same classes
     present (per loss), and InfoNCE / CL (per K), time and memory."""
     bounded = [r for r in rows if r['variant'] == 'bounded']
     index = {(r['loss'], r['dataset_classes'], r['img_size'],
