@@ -14,7 +14,7 @@ one ``tools/run_study.py`` ran) it writes into the study's output folder:
 
 Example::
 
-    python tools/study_report.py studies/dubai_cpu.yaml --num-images 24
+    python tools/study_report.py studies/dubai_matched.yaml --num-images 24
 """
 import argparse
 import os.path as osp
