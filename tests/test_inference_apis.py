@@ -198,3 +198,23 @@ def test_fresh_process_really_lacks_ct_mmseg(tmp_path):
         env=dict(PYTHONWARNINGS='ignore', CUDA_VISIBLE_DEVICES='',
                  PATH='/usr/bin:/bin'))
     assert out.stdout.strip().splitlines()[-1] == 'False', out.stderr[-2000:]
+
+
+def test_every_shipped_ct_config_writes_loadable_checkpoints():
+    """Each shipped config that trains CT lists CTCheckpointHook (a config
+    that sets its own custom_hooks replaces the fragment's list)."""
+    import glob
+
+    from mmengine.config import Config
+    missing = []
+    for path in sorted(glob.glob(osp.join(REPO, 'configs', '**', '*.py'),
+                                 recursive=True)):
+        if '_base_' in path:
+            continue
+        cfg = Config.fromfile(path)
+        if cfg.get('ct_head') is None:
+            continue
+        hooks = [h.get('type') for h in cfg.get('custom_hooks') or []]
+        if 'ct_mmseg.CTCheckpointHook' not in hooks:
+            missing.append(osp.relpath(path, REPO))
+    assert not missing, missing

@@ -1,11 +1,11 @@
-"""ct_mmseg.study_report: training means, summaries and curves by hand."""
+"""ct_mmseg.study.report: training means, summaries and curves by hand."""
 import json
 import math
 import os
 
 import pytest
 
-from ct_mmseg import study_report as report
+from ct_mmseg.study import report
 
 
 def write_scalars(work_dir, records, stamp='20261201_000000'):

@@ -4,7 +4,7 @@
 A study is a YAML or JSON file listing arms (an MMSeg config plus optional
 cfg-options, and the baseline arm a CT arm is compared with) and seeds; see
 ``docs/studies.md`` and :func:`ct_mmseg.study.load_spec`. The logic lives in
-``ct_mmseg/study.py``.
+``ct_mmseg/study/`` (a package, one module per concern).
 
 Each unfinished (arm, seed) run trains with MMSeg's ``tools/train.py``
 (resuming from its last checkpoint if it has one), is tested on the test

@@ -1,6 +1,6 @@
 """CT's mechanism and the validation curves of a study's finished runs.
 
-Thin command line over :mod:`ct_mmseg.study_report`. For a study file (the
+Thin command line over :mod:`ct_mmseg.study.report`. For a study file (the
 one ``tools/run_study.py`` ran) it writes into the study's output folder:
 
 * ``mechanism.csv``: per run, the training means of ``ct/over_clip`` and
@@ -68,7 +68,7 @@ def token_cosines(split, num_images, max_per_class):
 def main(argv=None):
     args = parse_args(argv)
     from ct_mmseg import study as study_lib
-    from ct_mmseg import study_report as report
+    from ct_mmseg.study import report
     study = study_lib.load_spec(args.spec, work_root=args.work_root)
     results = study_lib.read_results(study)
     cosines = None if args.no_cosines else token_cosines(

@@ -30,6 +30,7 @@ model = dict(
     auxiliary_head=dict(num_classes=6, in_channels=384))
 custom_hooks = [
     dict(type='ct_mmseg.ContrastiveTransformerHook'),
+    dict(type='ct_mmseg.CTCheckpointHook'),
     dict(type='ct_mmseg.CheckPretrainedBackboneHook'),
 ]
 # MMSeg's ViT recipe: AdamW, no decay on position embedding, cls token, norms

@@ -37,6 +37,7 @@ model = dict(
                         channels=32, norm_cfg=norm_cfg))
 custom_hooks = [
     dict(type='ct_mmseg.ContrastiveTransformerHook'),
+    dict(type='ct_mmseg.CTCheckpointHook'),
     dict(type='ct_mmseg.CheckPretrainedBackboneHook'),
 ]
 train_pipeline = [

@@ -1,4 +1,5 @@
-"""What a study's runs did, beyond their test mIoU: CT's mechanism and curves.
+"""The mechanism report: what a study's runs did beyond their test mIoU
+(CT's mechanism and the validation curves).
 
 For every finished run of a study (``ct_mmseg.study``) this module reads
 
@@ -20,11 +21,12 @@ validation mIoU curves logged during training (mean and range over seeds).
 import csv
 import glob
 import json
-import math
 import os
 import os.path as osp
 from collections import OrderedDict
 from typing import Callable, Dict, List, Optional, Sequence
+
+from .statistics import compare, mean, mean_std
 
 TRAINING_KEYS = ('ct/over_clip', 'ct/grad_share', 'ct/grad_norm_ct',
                  'ct/grad_norm_seg')
@@ -50,20 +52,8 @@ def training_means(work_dir: str, keys: Sequence[str] = TRAINING_KEYS
     means = OrderedDict()
     for key in keys:
         values = [r[key] for r in by_step.values() if key in r]
-        means[key] = sum(values) / len(values) if values else None
+        means[key] = mean(values)
     return means
-
-
-def mean_std(values: Sequence[Optional[float]]):
-    """(mean, sample std, n) of the finite values; None where undefined."""
-    kept = [v for v in values if v is not None and math.isfinite(v)]
-    if not kept:
-        return None, None, 0
-    mean = sum(kept) / len(kept)
-    if len(kept) < 2:
-        return mean, None, len(kept)
-    var = sum((v - mean) ** 2 for v in kept) / (len(kept) - 1)
-    return mean, math.sqrt(var), len(kept)
 
 
 def run_mechanism(result: dict, cosines: Optional[Callable] = None) -> dict:
@@ -149,7 +139,7 @@ def val_curves(results: Dict[str, Dict[int, dict]], metric: str = 'mIoU'
                 if metric in record and record.get('step') is not None:
                     by_step.setdefault(record['step'], []).append(
                         record[metric])
-        curves[arm] = [(step, sum(v) / len(v), min(v), max(v), len(v))
+        curves[arm] = [(step, mean(v), min(v), max(v), len(v))
                        for step, v in sorted(by_step.items())]
     return curves
 
@@ -196,7 +186,6 @@ def val_comparisons(results: Dict[str, Dict[int, dict]], reference: str,
     :func:`ct_mmseg.study.compare`; this is the evidence on which an option
     may become a default (the test split is never used for that).
     """
-    from .study import compare
     ref = {s: final_val(r, metric) for s, r in results[reference].items()}
     rows = []
     for arm, runs in results.items():
