@@ -61,6 +61,15 @@ setup(
     if osp.exists(osp.join(HERE, 'README.md')) else '',
     long_description_content_type='text/markdown',
     packages=find_packages(include=['ct_mmseg', 'ct_mmseg.*']),
+    # The Dubai subset of the demo (tools/run_demo.sh), in the release's
+    # layout, so that `pip install .` users have it too.
+    package_data={
+        'ct_mmseg.datasets': [
+            'dubai_mini/README.md',
+            'dubai_mini/Tile */images/*.jpg',
+            'dubai_mini/Tile */masks/*.png',
+        ],
+    },
     cmdclass={'build_py': BuildPyWithConfigs},
     python_requires='>=3.9',
     # Floors: the oldest stack the suite passed on (torch 2.1, numpy 1.x,
@@ -75,7 +84,7 @@ setup(
         'mmsegmentation>=1.2.0,<1.3.0',
         'mmpretrain>=1.0.0,<2.0.0',  # PoolFormer backbones
         'numpy>=1.23,<3',
-        'scipy>=1.10,<2',  # t-tests and CIs of ct_mmseg/study.py
+        'scipy>=1.10,<2',  # t-tests and CIs of ct_mmseg/study/statistics.py
         'scikit-learn>=1.2,<2',  # t-SNE / PCA of tools/plot_embeddings.py
         # imported by mmseg 1.2.2 / mmpretrain 1.2.0 but not declared by them
         'ftfy>=6.0',
