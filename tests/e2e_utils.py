@@ -12,10 +12,10 @@ import subprocess
 import sys
 from typing import List, Sequence, Tuple
 
-import mmseg
+from ct_mmseg.mmseg_tools import mmseg_tool
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-TOOLS = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools')
+TOOLS = osp.dirname(mmseg_tool('train.py'))  # MMSeg's bundled tools/
 FRAGMENT = osp.join(REPO, 'configs', '_base_', 'contrastive_transformer.py')
 DEMO = osp.join(REPO, 'configs', 'ct', 'demo')
 MIM = osp.join(osp.dirname(sys.executable), 'mim')

@@ -1,6 +1,6 @@
 """ADCLR (ct_mmseg.adclr) on a tiny ViT, in-process, CPU: the attention
 mask, the teacher, the losses, the schedule hook, bad configs, the handoff
-of the backbone to MMSeg's ViT."""
+of the backbone to MMSeg's ViT, the k-NN evaluation of frozen tokens."""
 import math
 from types import SimpleNamespace
 
@@ -9,11 +9,11 @@ import torch
 import torch.nn.functional as F
 from mmengine.logging import MessageHub
 
-from ct_mmseg.adclr import (ADCLR, DINO, BackboneHandoffError,
-                            CheckPretrainedBackboneHook, DINOLoss,
+from ct_mmseg.adclr import (ADCLR, DINO, ADCLRHead, BackboneHandoffError,
+                            CheckPretrainedBackboneHook, DINOLoss, DINONeck,
                             DINOScheduleHook, check_backbone_keys,
                             query_attention_mask, to_mmseg_vit)
-from ct_mmseg.adclr.handoff import backbone_state_dict
+from ct_mmseg.adclr.checkpoint_conversion import backbone_state_dict
 from ct_mmseg.adclr.hooks import teacher_temperature
 
 EMBED, LAYERS, HEADS, PATCH, VIEW = 64, 2, 2, 16, 64
@@ -22,8 +22,10 @@ TINY_VIT = dict(type='ct_mmseg.ADCLRViT',
                           num_heads=HEADS, feedforward_channels=4 * EMBED),
                 img_size=VIEW, patch_size=PATCH, out_type='featmap',
                 out_indices=(0, 1))
-TINY_HEAD = dict(type='ct_mmseg.DINOHead', out_channels=128,
+TINY_NECK = dict(type='ct_mmseg.DINONeck', out_channels=128,
                  hidden_channels=64, bottleneck_channels=32)
+LOSS_HEADS = {ADCLR: dict(type='ct_mmseg.ADCLRHead'),
+              DINO: dict(type='ct_mmseg.DINOHead')}
 
 
 def tiny_vit():
@@ -38,7 +40,8 @@ def tiny_model(cls=ADCLR, **kwargs):
     torch.manual_seed(0)
     if cls is ADCLR:
         kwargs.setdefault('num_queries', 3)
-    model = cls(backbone=dict(TINY_VIT), head=dict(TINY_HEAD), **kwargs)
+    model = cls(backbone=dict(TINY_VIT), neck=dict(TINY_NECK),
+                head=dict(LOSS_HEADS[cls]), **kwargs)
     model.init_weights()
     return model
 
@@ -136,7 +139,7 @@ def test_teacher_gets_no_gradient_and_follows_the_ema():
     assert all(not p.requires_grad and p.grad is None
                for p in teacher_params.values())
     student = dict(torch.nn.Sequential(model.backbone,
-                                       model.head).named_parameters())
+                                       model.neck).named_parameters())
     assert student['0.cls_token'].grad is not None
     # the first update copies the student
     for name, param in teacher_params.items():
@@ -205,6 +208,67 @@ def test_loss_finite_and_decreasing_on_cpu():
     assert (last < first).all(), history
 
 
+def test_loss_values_are_pinned():
+    """The algorithm's losses on fixed inputs and seed: initialisation
+    (draws and their order), forward, centres, EMA teacher and one SGD step
+    give these numbers to float32 precision (one CPU thread)."""
+    model = tiny_model(num_local_views=1)
+    model.train()
+    optimiser = torch.optim.SGD(
+        [p for p in model.parameters() if p.requires_grad], lr=0.5)
+    inputs = views()
+    local = torch.randn(2, 3, 32, 32,
+                        generator=torch.Generator().manual_seed(1))
+    inputs = inputs[:2] + [local] + inputs[2:]
+    history = []
+    for _ in range(2):
+        losses = model.loss(inputs, None)
+        history.append((losses['loss_cls'].item(),
+                         losses['loss_query'].item()))
+        optimiser.zero_grad()
+        (losses['loss_cls'] + losses['loss_query']).backward()
+        optimiser.step()
+    expected = [(5.9341912269592285, 3.0768580436706543),
+                (2.214477062225342, 2.0994386672973633)]
+    for got, want in zip(history, expected):
+        assert got == pytest.approx(want, rel=1e-5, abs=0)
+    dino = tiny_model(DINO)
+    assert dino.loss(views(num_queries=0), None)['loss_cls'].item() == \
+        pytest.approx(5.400491714477539, rel=1e-5, abs=0)
+
+
+def test_neck_projects_and_head_computes_the_loss():
+    """mmpretrain's roles: the neck is the projection MLP (registered in
+    mmpretrain's MODELS), the head holds the loss terms and no parameter,
+    and the teacher copies backbone + neck."""
+    from mmpretrain.registry import MODELS
+    neck = MODELS.build(dict(TINY_NECK, in_channels=EMBED))
+    assert isinstance(neck, DINONeck)
+    assert neck(torch.randn(5, EMBED)).shape == (5, 128)
+    assert neck(torch.randn(2, 3, EMBED)).shape == (2, 3, 128)
+    model = tiny_model()
+    assert isinstance(model.neck, DINONeck)
+    assert isinstance(model.head, ADCLRHead)
+    assert not list(model.head.parameters())
+    assert model.head.loss_cls.center.shape == (128, )
+    assert isinstance(model.teacher.module[1], DINONeck)
+    student, teacher = torch.randn(2, 3, 128), torch.randn(2, 3, 128)
+    losses = model.head.loss(student, teacher, student, teacher)
+    assert set(losses) == {'loss_cls', 'loss_query'}
+
+
+def test_head_must_match_the_algorithm():
+    with pytest.raises(TypeError, match=r"model\.head must be a "
+                       r"'ct_mmseg\.ADCLRHead'"):
+        ADCLR(backbone=dict(TINY_VIT), neck=dict(TINY_NECK),
+              head=dict(LOSS_HEADS[DINO]), num_queries=3)
+    with pytest.raises(TypeError, match='use .ct_mmseg.DINOHead.'):
+        DINO(backbone=dict(TINY_VIT), neck=dict(TINY_NECK),
+             head=dict(LOSS_HEADS[ADCLR]))
+    with pytest.raises(ValueError, match=r'model\.head\.query_loss_weight'):
+        ADCLRHead(8, query_loss_weight=-1.)
+
+
 def test_dino_is_adclr_without_queries():
     model = tiny_model(DINO)
     losses = model.loss(views(num_queries=0), None)
@@ -241,21 +305,21 @@ def test_teacher_temperature_schedule_and_frozen_last_layer():
                              (12, 0.07, False)):
         runner.iter = it
         hook.before_train_iter(runner, it)
-        assert model.loss_cls.teacher_temp == pytest.approx(temp)
-        assert model.loss_query.teacher_temp == pytest.approx(temp)
-        assert model.head.freeze_last_layer is frozen
+        assert model.head.loss_cls.teacher_temp == pytest.approx(temp)
+        assert model.head.loss_query.teacher_temp == pytest.approx(temp)
+        assert model.neck.freeze_last_layer is frozen
     with pytest.raises(ValueError, match='warmup_iters or warmup_epochs'):
         DINOScheduleHook(warmup_iters=1, warmup_epochs=1)
 
 
 def test_frozen_last_layer_gets_no_gradient():
     model = tiny_model()
-    model.head.freeze_last_layer = True
+    model.neck.freeze_last_layer = True
     losses = model.loss(views(), None)
     (losses['loss_cls'] + losses['loss_query']).backward()
-    direction = model.head.last_layer.parametrizations.weight.original1
+    direction = model.neck.last_layer.parametrizations.weight.original1
     assert direction.grad is None
-    assert model.head.mlp[0].weight.grad is not None
+    assert model.neck.mlp[0].weight.grad is not None
 
 
 # --- bad configs -------------------------------------------------------------
@@ -287,7 +351,7 @@ def test_view_count_mismatch_names_the_keys():
 def test_backbone_must_be_adclr_vit():
     with pytest.raises(TypeError, match="ct_mmseg.ADCLRViT"):
         ADCLR(backbone=dict(TINY_VIT, type='VisionTransformer'),
-              head=dict(TINY_HEAD))
+              neck=dict(TINY_NECK), head=dict(LOSS_HEADS[ADCLR]))
 
 
 # --- the handoff to MMSeg's ViT ---------------------------------------------
@@ -317,6 +381,27 @@ def test_converted_backbone_fills_mmseg_vit_and_computes_the_same():
     missing, unexpected = target.load_state_dict(converted, strict=True)
     assert not missing and not unexpected
     x = torch.randn(2, 3, VIEW, VIEW)
+    with torch.no_grad():
+        ours, theirs = model.backbone(x), target(x)
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+
+
+def test_converted_backbone_agrees_after_mmseg_resizes_pos_embed(tmp_path):
+    """At a crop other than the pretraining size: MMSeg resizes the position
+    embedding when it loads the checkpoint (64 -> 128 px: 17 -> 65 tokens),
+    mmpretrain's ViT resizes it in its forward; the features still agree."""
+    model = tiny_model()
+    model.eval()
+    path = str(tmp_path / 'vit.pth')
+    torch.save(dict(state_dict=to_mmseg_vit(model.backbone.state_dict())),
+               path)
+    target = mmseg_vit(img_size=(2 * VIEW, 2 * VIEW),
+                       init_cfg=dict(type='Pretrained', checkpoint=path))
+    target.init_weights()
+    target.eval()
+    assert target.pos_embed.shape[1] == 1 + (2 * VIEW // PATCH)**2
+    x = torch.randn(2, 3, 2 * VIEW, 2 * VIEW)
     with torch.no_grad():
         ours, theirs = model.backbone(x), target(x)
     for a, b in zip(ours, theirs):
@@ -376,11 +461,11 @@ def test_colour_jitter_hue_shift_works_on_numpy2():
             ORIGINAL_ADJUST_HUE(image, 0.1, backend=backend))
 
 
-# --- the token probes --------------------------------------------------------
+# --- the k-NN evaluation of frozen tokens ------------------------------------
 
 
 def test_patch_labels_need_a_majority_class():
-    from ct_mmseg.adclr.probe import patch_labels
+    from ct_mmseg.adclr.knn_eval import patch_labels
     labels = torch.full((4, 8), 255)
     labels[:, :4] = 1  # left patch: all class 1
     labels[:3, 4:] = 2  # right patch: 12 of 16 pixels class 2, rest ignored
@@ -388,16 +473,47 @@ def test_patch_labels_need_a_majority_class():
     assert patch_labels(labels, 4, 3, 0.8).tolist() == [1, 255]
 
 
-def test_knn_linear_probe_and_scores_on_separable_tokens():
-    from ct_mmseg.adclr.probe import (knn_predict, linear_probe_predict,
-                                      scores)
+def test_knn_linear_classifier_and_scores_on_separable_tokens():
+    from ct_mmseg.adclr.knn_eval import (knn_predict,
+                                         linear_classifier_predict, scores)
     generator = torch.Generator().manual_seed(0)
     centres = torch.randn(3, 8, generator=generator) * 5
     labels = torch.arange(3).repeat(20)
     tokens = centres[labels] + torch.randn(60, 8, generator=generator)
-    for predict in (knn_predict, linear_probe_predict):
+    for predict in (knn_predict, linear_classifier_predict):
         prediction = predict(tokens[:30], labels[:30], tokens[30:], 3)
         assert scores(prediction, labels[30:], 3) == dict(acc=100., miou=100.)
     result = scores(torch.tensor([0, 0, 1, 1]), torch.tensor([0, 1, 1, 1]), 3)
     assert result['acc'] == 75.
     assert result['miou'] == pytest.approx(100 * (1 / 2 + 2 / 3) / 2)
+
+
+def test_knn_and_linear_eval_of_every_layer():
+    """The whole evaluation on two small labelled images, with the tiny
+    pretraining config's ViT at random init (no checkpoint)."""
+    import os.path as osp
+
+    import numpy as np
+    from ct_mmseg.adclr import probe
+    from ct_mmseg.adclr.knn_eval import build_frozen_vit, knn_and_linear_eval
+    config = osp.join(osp.dirname(osp.dirname(__file__)), 'configs', 'adclr',
+                      'adclr_vit-tiny-p16_1xb16-300i_unlabelled-64px.py')
+    vit = build_frozen_vit(config, seed=0)
+    rng = np.random.default_rng(0)
+    pairs = []
+    for _ in range(2):
+        mask = np.zeros((64, 96), np.uint8)
+        mask[:, 48:] = 1
+        image = rng.integers(0, 256, (64, 96, 3), np.uint8)
+        image[:, 48:, 0] = 255  # class 1 is red
+        pairs.append((image, mask))
+    rows = knn_and_linear_eval(vit, pairs[:1], pairs[1:], num_classes=2,
+                               short_side=64, k=3)
+    assert [row['layer'] for row in rows] == [0, 1, 2, 3]
+    assert rows[0]['train_patches'] == rows[0]['test_patches'] == 24
+    for row in rows:
+        for key in ('knn_acc', 'knn_miou', 'linear_acc', 'linear_miou'):
+            assert 0. <= row[key] <= 100.
+    # the old module name still serves tools/probe_tokens.py
+    assert probe.probe is knn_and_linear_eval
+    assert probe.build_frozen_vit is build_frozen_vit

@@ -1,46 +1,35 @@
-"""tools/benchmark_ct.py: its statistics by hand, and both modes end to end
-on tiny inputs (the real figures are in docs/cost.md; no timing is asserted
-here)."""
-import importlib.util
+"""ct_mmseg.benchmark: its statistics by hand, and both modes of
+tools/benchmark_ct.py end to end on tiny inputs (the real figures are in
+docs/cost.md; no timing is asserted here)."""
 import json
 import os.path as osp
 import sys
 
 import pytest
 
+from ct_mmseg.benchmark import paired_ratio_interval, realistic_gt
 from e2e_utils import REPO, run
 
 TOOL = osp.join(REPO, 'tools', 'benchmark_ct.py')
 
 
-def load_tool():
-    if 'benchmark_ct' not in sys.modules:
-        spec = importlib.util.spec_from_file_location('benchmark_ct', TOOL)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules['benchmark_ct'] = module
-        spec.loader.exec_module(module)
-    return sys.modules['benchmark_ct']
-
-
 def test_paired_ratio_interval_by_hand():
     """Ratios 1.1, 1.2, 1.3: mean 1.2, sample sd 0.1, t(0.975, 2) =
     4.302653, half width 4.302653 * 0.1 / sqrt(3) = 0.248414."""
-    tool = load_tool()
-    assert tool.paired_ratio_interval([2, 1, 10], [2.2, 1.2, 13]) == (
+    assert paired_ratio_interval([2, 1, 10], [2.2, 1.2, 13]) == (
         1.2, 0.9516, 1.4484)
-    assert tool.paired_ratio_interval([1.0], [1.1]) is None
+    assert paired_ratio_interval([1.0], [1.1]) is None
 
 
 def test_realistic_gt_holds_a_handful_of_classes_per_image():
     import torch
-    tool = load_tool()
     gen = torch.Generator().manual_seed(0)
-    gt = tool.realistic_gt(3, 64, 150, classes_per_image=5, generator=gen)
+    gt = realistic_gt(3, 64, 150, classes_per_image=5, generator=gen)
     assert gt.shape == (3, 64, 64)
     for image in gt:
         assert 1 <= image.unique().numel() <= 5
-    gt = tool.realistic_gt(4, 32, 19, classes_per_image=3, batch_classes=6,
-                           generator=gen)
+    gt = realistic_gt(4, 32, 19, classes_per_image=3, batch_classes=6,
+                      generator=gen)
     assert gt.unique().numel() == 6  # every class of the batch pool used
 
 

@@ -1,6 +1,6 @@
-"""Tests of the synthetic Potsdam demo data (tools/make_demo_potsdam.py) and
-its preparation through MMSeg's own converter (tools/prepare_demo_data.py)."""
-import importlib.util
+"""Tests of the synthetic Potsdam demo data (ct_mmseg.datasets.demo_potsdam)
+and its preparation through MMSeg's own converter
+(ct_mmseg.datasets.demo_potsdam_prepare, tools/prepare_demo_data.py)."""
 import io
 import os
 import os.path as osp
@@ -12,22 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ct_mmseg.datasets import demo_potsdam as gen
+from ct_mmseg.datasets import demo_potsdam_prepare as prep
+
 TOOLS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools')
-
-
-def _load(name):
-    """Import a script from tools/ (not a package) by file path."""
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, osp.join(TOOLS, f'{name}.py'))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-gen = _load('make_demo_potsdam')
-prep = _load('prepare_demo_data')
 
 CLIP = 512  # the converter's default clip size
 # Small end-to-end setting: 2 train + 1 val tiles of 1024 px.

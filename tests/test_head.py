@@ -96,10 +96,10 @@ def test_an_ignore_index_that_is_a_class_id_is_ignored_like_255(mode):
     for key in want:
         assert torch.equal(got[key], want[key]), key
     assert torch.equal(got_grad, want_grad)
-    assert torch.equal(got_stats, want_stats)
+    assert all(torch.equal(a, b) for a, b in zip(got_stats, want_stats))
     assert got_present.tolist() == want_present.tolist() == [True] * 5 + [
         False]
-    assert got_stats[:, :, 5].abs().sum() == 0
+    assert all(t[:, 5].abs().sum() == 0 for t in got_stats)
 
 
 @pytest.mark.parametrize('gt_kind', ['all_ignore', 'one_class', 'tiny',

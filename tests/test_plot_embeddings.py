@@ -7,7 +7,6 @@ tests), with the config template, data fixture and helpers of
 ``test_tools_e2e``.
 """
 import csv
-import importlib.util
 import itertools
 import math
 import os.path as osp
@@ -18,6 +17,12 @@ import numpy as np
 import pytest
 import torch
 
+from ct_mmseg.visualisation.ct_patches import stride_masks
+from ct_mmseg.visualisation.embedding_maps import embed_2d, pca, tsne
+from ct_mmseg.visualisation.embeddings import (SPACE_BACKBONE,
+                                               SPACE_PROJECTION,
+                                               build_dataset, collect_tokens,
+                                               load_model)
 from e2e_utils import POTSDAM_CLASSES as CLASSES
 from e2e_utils import REPO, TOOLS, run, scalars, tiny_config
 
@@ -30,17 +35,6 @@ PLOT_ARGS = ['--num-images', 1, '--max-per-class', MAX_PER_CLASS,
              '--iterations', TSNE_ITERATIONS, '--cfg-options',
              f'val_dataloader.dataset.pipeline.1.scale=({EVAL_SIZE},'
              f'{EVAL_SIZE})']
-
-
-def load_tool(name):
-    """Import tools/<name>.py (tools/ is not a package)."""
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, osp.join(REPO, 'tools', f'{name}.py'))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 @pytest.fixture(scope='module')
@@ -83,7 +77,6 @@ def naive_pure_counts(gt: np.ndarray, stride: int, num_classes: int):
 
 
 def test_embedding_plots_and_similarity_table(trained, tmp_path):
-    tool = load_tool('plot_embeddings')
     base_cfg, base_ckpt, _ = trained['base']
     ct_cfg, ct_ckpt, _ = trained['ct']
     out = tmp_path / 'emb'
@@ -112,16 +105,16 @@ def test_embedding_plots_and_similarity_table(trained, tmp_path):
     tokens = {}
     for key, cfg_path, ckpt in (('ct', ct_cfg, ct_ckpt),
                                 ('base', base_cfg, base_ckpt)):
-        model, cfg = tool.load_model(cfg_path, ckpt, cfg_options=options)
-        dataset = tool.build_dataset(cfg)
-        tokens[key] = tool.collect_tokens(
+        model, cfg = load_model(cfg_path, ckpt, cfg_options=options)
+        dataset = build_dataset(cfg)
+        tokens[key] = collect_tokens(
             model, cfg, dataset, num_images=1, max_per_class=MAX_PER_CLASS,
             name=f'tiny_{key}')
         if key == 'base':
             base_model, base_data = model, dataset[0]
     ct_tokens, base_tokens = tokens['ct'], tokens['base']
-    assert ct_tokens.space == tool.SPACE_PROJECTION
-    assert base_tokens.space == tool.SPACE_BACKBONE
+    assert ct_tokens.space == SPACE_PROJECTION
+    assert base_tokens.space == SPACE_BACKBONE
     assert [s.stride for s in ct_tokens.stages] == [4, 8, 16, 32]
 
     # labels: the GT (resized with the image: the tool moves LoadAnnotations
@@ -198,41 +191,38 @@ def clusters(points_per_cluster=30, seed=0):
 def test_tsne_separates_clusters_and_is_seeded():
     """The tool's t-SNE is scikit-learn's: well-separated clusters stay
     separated, and a seed gives one layout."""
-    tool = load_tool('plot_embeddings')
     x, labels = clusters()
-    y = tool.embed_2d(x, 'tsne', perplexity=10.0, iterations=300, seed=0)
+    y = embed_2d(x, 'tsne', perplexity=10.0, iterations=300, seed=0)
     assert y.shape == (90, 2) and y.dtype == torch.float32
     d = torch.cdist(y, y).fill_diagonal_(math.inf)
     assert torch.equal(labels[d.argmin(1)], labels)  # nearest: own cluster
-    assert torch.equal(y, tool.embed_2d(x, 'tsne', perplexity=10.0,
-                                        iterations=300, seed=0))
+    assert torch.equal(y, embed_2d(x, 'tsne', perplexity=10.0,
+                                   iterations=300, seed=0))
     # perplexity above what 6 points allow is lowered, not an error
-    assert tool.tsne(x[:6], perplexity=30.0, iterations=250).shape == (6, 2)
+    assert tsne(x[:6], perplexity=30.0, iterations=250).shape == (6, 2)
 
 
 def test_pca_is_the_principal_projection():
-    tool = load_tool('plot_embeddings')
     x, _ = clusters()
-    y = tool.embed_2d(x, 'pca').double()
+    y = embed_2d(x, 'pca').double()
     centred = (x - x.mean(0)).double()
     _, _, vh = torch.linalg.svd(centred, full_matrices=False)
     expected = centred @ vh[:2].t()
     # the same axes up to each axis' sign
     assert torch.allclose(y.abs(), expected.abs(), atol=1e-3)
     # fewer rows / features than 2: zero-padded, no error
-    assert tool.pca(x[:1]).tolist() == [[0.0, 0.0]]
-    assert tool.pca(x[:, :1]).shape == (90, 2)
+    assert pca(x[:1]).tolist() == [[0.0, 0.0]]
+    assert pca(x[:, :1]).shape == (90, 2)
 
 
 def test_umap_is_optional_and_says_how_to_get_it(monkeypatch):
-    tool = load_tool('plot_embeddings')
     x, labels = clusters()
     with monkeypatch.context() as patch:
         patch.setitem(sys.modules, 'umap', None)  # as if not installed
         with pytest.raises(ImportError, match=r'ct_mmseg\[umap\]'):
-            tool.embed_2d(x, 'umap')
+            embed_2d(x, 'umap')
     pytest.importorskip('umap')
-    y = tool.embed_2d(x, 'umap', seed=0)
+    y = embed_2d(x, 'umap', seed=0)
     d = torch.cdist(y, y).fill_diagonal_(math.inf)
     assert torch.equal(labels[d.argmin(1)], labels)
 
@@ -274,7 +264,6 @@ def test_training_curves_with_mmseg_analyze_logs(trained, tmp_path):
 # docs: the CT-patch figure, CT on SegFormer
 # --------------------------------------------------------------------------- #
 def test_draw_ct_patches(demo_data, tmp_path):
-    tool = load_tool('draw_ct_patches')
     png = tmp_path / 'ct_patches.png'
     run([sys.executable, osp.join(REPO, 'tools', 'draw_ct_patches.py'),
          '--data-root', demo_data, '--out', png], cwd=tmp_path)
@@ -286,7 +275,7 @@ def test_draw_ct_patches(demo_data, tmp_path):
     gt[:16, :16] = 1   # one pure block of class 1 at stride 16
     gt[20:, 20:] = 1   # part of a block: neither positive nor negative
     gt[0, 31] = 255    # an ignore pixel in a block with no class 1
-    (pos4, neg4), (pos16, neg16) = tool.stride_masks(gt, 1, [4, 16], 6)
+    (pos4, neg4), (pos16, neg16) = stride_masks(gt, 1, [4, 16], 6)
     assert pos16[:16, :16].all() and pos16.sum() == 16 * 16
     assert neg16[:16, 16:].all()  # an ignore pixel does not stop a negative
     assert not neg16[16:, 16:].any() and not pos16[16:, 16:].any()

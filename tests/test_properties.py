@@ -266,9 +266,9 @@ def test_loss_path_has_no_data_dependent_host_reads(mode):
     (``.item()``, ``bool(tensor)``, ``nonzero``, boolean indexing,
     ``unique``, ``.tolist()``) raises. Left out: ``check_labels``, which on
     CUDA is an asynchronous device assertion, autocast (no 'meta' type), and
-    ``plan_step``, the one documented sync per step (the classes present and
-    the positive counts decide the shapes), replaced here by all classes
-    present and a fixed count.
+    ``step_shapes_to_host``, the one documented sync per step (the classes
+    present and the positive counts decide the shapes), replaced here by all
+    classes present and a fixed count.
     """
     case = dict(num_classes=6, num_samples=50, ignore_only_negatives=False,
                 seed=0, mode=mode)
@@ -277,12 +277,11 @@ def test_loss_path_has_no_data_dependent_host_reads(mode):
                          requires_grad=True)
              for c, s in zip(CHANNELS, STRIDES)]
     gt = torch.empty(2, 64, 64, dtype=torch.long, device='meta')
-    head.seed = None  # a generator cannot live on 'meta'
     with mock.patch.object(ct_head_module, 'check_labels',
                            lambda *a, **k: None), \
             mock.patch.object(torch, 'autocast',
                               lambda *a, **k: contextlib.nullcontext()), \
-            mock.patch.object(ct_head_module, 'plan_step',
+            mock.patch.object(ct_head_module, 'step_shapes_to_host',
                               lambda present, most: (
                                   list(range(present.numel())),
                                   [30] * most.numel())):

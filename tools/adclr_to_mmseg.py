@@ -18,7 +18,7 @@ import sys
 import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from ct_mmseg.adclr.handoff import (  # noqa: E402
+from ct_mmseg.adclr.checkpoint_conversion import (  # noqa: E402
     BackboneHandoffError, SOURCES, check_against_config, convert_checkpoint)
 
 

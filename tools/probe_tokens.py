@@ -21,9 +21,11 @@ import sys
 import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from ct_mmseg.adclr.probe import build_frozen_vit, probe  # noqa: E402
-from ct_mmseg.datasets.dubai_aerial import (  # noqa: E402
-    CLASSES, DEFAULT_SPLIT, colour_mask_to_labels, find_pairs, read_rgb)
+from ct_mmseg.adclr.knn_eval import (  # noqa: E402
+    build_frozen_vit, knn_and_linear_eval)
+from ct_mmseg.datasets.dubai_aerial import CLASSES, DEFAULT_SPLIT  # noqa: E402
+from ct_mmseg.visualisation.probe_report import (  # noqa: E402
+    NoTilesError, load_tiles, metric_tables)
 
 
 def parse_args(argv=None):
@@ -50,44 +52,45 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def load_tiles(root, tiles):
-    pairs = [p for p in find_pairs(root) if p.tile in tiles]
-    if not pairs:
-        raise SystemExit(f'error: no images of tiles {tiles} under {root}')
-    return [(read_rgb(p.image_path),
-             colour_mask_to_labels(read_rgb(p.mask_path))) for p in pairs]
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
+def parse_runs(specs):
+    """[(name, checkpoint or None)] of ``NAME=CHECKPOINT`` arguments."""
     runs = []
-    for spec in args.run:
+    for spec in specs:
         name, sep, checkpoint = spec.partition('=')
         if not sep or not name:
             raise SystemExit(f'error: --run {spec!r} is not NAME=CHECKPOINT')
         runs.append((name, checkpoint or None))
+    return runs
+
+
+def tiles_or_exit(root, tiles):
+    """:func:`load_tiles`, or exit with ``error: no images of tiles ...``."""
+    try:
+        return load_tiles(root, tiles)
+    except NoTilesError as error:
+        raise SystemExit(f'error: {error}') from None
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    runs = parse_runs(args.run)
     start = time.time()
-    train = load_tiles(args.dubai_root, args.train_tiles)
-    test = load_tiles(args.dubai_root, args.test_tiles)
+    train = tiles_or_exit(args.dubai_root, args.train_tiles)
+    test = tiles_or_exit(args.dubai_root, args.test_tiles)
     rows = []
     for name, checkpoint in runs:
         vit = build_frozen_vit(args.config, checkpoint, args.source,
                                args.seed)
-        for row in probe(vit, train, test, len(CLASSES), args.short_side,
-                         args.min_purity, args.k, args.seed):
+        for row in knn_and_linear_eval(vit, train, test, len(CLASSES),
+                                       args.short_side, args.min_purity,
+                                       args.k, args.seed):
             rows.append(dict(run=name, checkpoint=checkpoint, **row))
     print(f'{len(train)} train / {len(test)} test images (tiles '
           f'{args.train_tiles} / {args.test_tiles}), short side '
           f'{args.short_side} px, {rows[0]["train_patches"]} / '
           f'{rows[0]["test_patches"]} labelled patches, '
           f'{time.time() - start:.0f} s')
-    layers = sorted({row['layer'] for row in rows})
-    for metric in ('knn_miou', 'knn_acc', 'linear_miou', 'linear_acc'):
-        print(f'\n{metric} (%) | ' + ' | '.join(f'layer {i}' for i in layers))
-        print('|'.join(['---'] * (len(layers) + 1)))
-        for name, _ in runs:
-            values = [row[metric] for row in rows if row['run'] == name]
-            print(f'{name} | ' + ' | '.join(f'{v:.1f}' for v in values))
+    print('\n'.join(metric_tables(rows, [name for name, _ in runs])))
     if args.out:
         with open(args.out, 'w') as f:
             json.dump(dict(args=vars(args), rows=rows), f, indent=1)

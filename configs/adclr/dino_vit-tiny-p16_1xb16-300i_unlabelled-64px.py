@@ -17,7 +17,7 @@ model = dict(
     num_local_views=_base_.num_local_views,
     data_preprocessor=_base_.model.data_preprocessor,
     backbone=_base_.model.backbone,
-    head=_base_.model.head,
-    loss_cls=_base_.model.loss_cls,
+    neck=_base_.model.neck,
+    head=dict(type='ct_mmseg.DINOHead', loss_cls=_base_.model.head.loss_cls),
     teacher_momentum=_base_.model.teacher_momentum,
     teacher_momentum_end=_base_.model.teacher_momentum_end)

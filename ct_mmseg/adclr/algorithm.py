@@ -9,13 +9,18 @@ batches, in this order:
   per image shared by both global views, as small as one patch (one token
   each, the default) or a multiple of it.
 
-The teacher is mmpretrain's ``CosineEMA`` of the student (backbone + head).
-It reads the global views (with the queries), the student reads every view.
+As in mmpretrain's self-supervised algorithms, ``loss()`` runs backbone ->
+neck -> ``head.loss``: the backbone (``ADCLRViT``) reads the views and the
+query crops, the neck (``DINONeck``, DINO's projection MLP) projects the
+[CLS] and query tokens to prototype logits, and the head (``DINOHead`` /
+``ADCLRHead``) computes the loss terms. The teacher is mmpretrain's
+``CosineEMA`` of the student's backbone + neck. It reads the global views
+(with the queries), the student reads every view.
 
 * DINO term, on [CLS]: teacher(view b) vs student(view a), a != b.
 * ADCLR's query term: for every query i, teacher(q_i | view b) vs
   student(q_i | view a), a != b, with its own centre. The queries are read
-  by the same backbone and the same head: no parameter beyond DINO's.
+  by the same backbone and the same neck: no parameter beyond DINO's.
 
 ``loss = loss_cls + query_loss_weight * loss_query``.
 """
@@ -28,11 +33,26 @@ from mmpretrain.models.selfsup import BaseSelfSupervisor
 from mmpretrain.models.utils import CosineEMA
 from mmpretrain.structures import DataSample
 
+from .head import ADCLRHead, DINOHead
+from .neck import DINONeck
 from .registry import MODELS
 from .vit import ADCLRViT
 
-DEFAULT_LOSS = dict(type='ct_mmseg.DINOLoss', student_temp=0.1,
-                    teacher_temp=0.07, center_momentum=0.9)
+
+def build_part(part, key: str, expected: type, **defaults) -> nn.Module:
+    """``model.<key>``: built from its config (``defaults`` filled in where
+    the config leaves them out) or taken as given; it must be an
+    ``expected``."""
+    if isinstance(part, dict):
+        part = copy.deepcopy(part)
+        for name, value in defaults.items():
+            part.setdefault(name, value)
+        part = MODELS.build(part)
+    if not isinstance(part, expected):
+        raise TypeError(f"model.{key} must be a "
+                        f"'ct_mmseg.{expected.__name__}' "
+                        f'(got {type(part).__name__})')
+    return part
 
 
 @MODELS.register_module()
@@ -43,10 +63,10 @@ class DINO(BaseSelfSupervisor):
     Args:
         backbone: an ``ct_mmseg.ADCLRViT`` config (mmpretrain's
             VisionTransformer arguments).
-        head: a ``ct_mmseg.DINOHead`` config; ``in_channels`` defaults to the
-            backbone's width.
-        loss_cls: the [CLS] term, a ``ct_mmseg.DINOLoss`` config;
-            ``out_channels`` defaults to the head's.
+        neck: a ``ct_mmseg.DINONeck`` config (DINO's projection MLP);
+            ``in_channels`` defaults to the backbone's width.
+        head: a ``ct_mmseg.DINOHead`` config (the loss);
+            ``out_channels`` defaults to the neck's.
         num_global_views: views the teacher reads (DINO: 2).
         num_local_views: extra small views only the student reads (DINO's
             multi-crop; 0 = off).
@@ -57,11 +77,12 @@ class DINO(BaseSelfSupervisor):
         data_preprocessor: defaults to mmpretrain's SelfSupDataPreprocessor.
     """
     num_queries = 0  # ADCLR sets it; DINO reads no query crops
+    head_class = DINOHead  # the head's class (ADCLR: ADCLRHead)
 
     def __init__(self,
                  backbone: dict,
+                 neck: dict,
                  head: dict,
-                 loss_cls: dict = DEFAULT_LOSS,
                  num_global_views: int = 2,
                  num_local_views: int = 0,
                  teacher_momentum: float = 0.996,
@@ -79,49 +100,34 @@ class DINO(BaseSelfSupervisor):
             if not 0. <= value <= 1.:
                 raise ValueError(f'model.{key} must lie in [0, 1], got '
                                  f'{value}')
-        backbone = MODELS.build(backbone) if isinstance(backbone, dict) \
-            else backbone
-        if not isinstance(backbone, ADCLRViT):
-            raise TypeError("model.backbone must be a 'ct_mmseg.ADCLRViT' "
-                            f'(got {type(backbone).__name__})')
-        head = copy.deepcopy(head)
-        head.setdefault('in_channels', backbone.embed_dims)
-        super().__init__(backbone=backbone, head=head,
+        backbone = build_part(backbone, 'backbone', ADCLRViT)
+        neck = build_part(neck, 'neck', DINONeck,
+                          in_channels=backbone.embed_dims)
+        head = build_part(head, 'head', self.head_class,
+                          out_channels=neck.out_channels)
+        if isinstance(head, ADCLRHead) and \
+                not issubclass(self.head_class, ADCLRHead):
+            raise TypeError(
+                "model.head: 'ct_mmseg.ADCLRHead' holds the query term, "
+                "which DINO has not: use 'ct_mmseg.DINOHead' (or "
+                "type='ct_mmseg.ADCLR')")
+        super().__init__(backbone=backbone, neck=neck, head=head,
                          data_preprocessor=data_preprocessor,
                          init_cfg=init_cfg)
-        self.loss_cls = self.build_loss(loss_cls)
         self.num_global_views = num_global_views
         self.num_local_views = num_local_views
         self.teacher = CosineEMA(
-            nn.Sequential(self.backbone, self.head),
+            nn.Sequential(self.backbone, self.neck),
             momentum=1. - teacher_momentum,
             end_momentum=1. - teacher_momentum_end)
-
-    def build_loss(self, cfg: dict) -> nn.Module:
-        cfg = copy.deepcopy(cfg)
-        cfg.setdefault('out_channels', self.head.out_channels)
-        return MODELS.build(cfg)
 
     @property
     def teacher_backbone(self) -> ADCLRViT:
         return self.teacher.module[0]
 
     @property
-    def teacher_head(self) -> nn.Module:
+    def teacher_neck(self) -> DINONeck:
         return self.teacher.module[1]
-
-    @property
-    def teacher_temp(self) -> float:
-        return self.loss_cls.teacher_temp
-
-    @teacher_temp.setter
-    def teacher_temp(self, value: float) -> None:
-        """Set by ``DINOScheduleHook`` for every loss term at once."""
-        for loss in self.loss_terms():
-            loss.teacher_temp = value
-
-    def loss_terms(self) -> List[nn.Module]:
-        return [self.loss_cls]
 
     def train(self, mode: bool = True) -> 'DINO':
         """The teacher always runs in eval mode (no drop path, as in
@@ -179,31 +185,36 @@ class DINO(BaseSelfSupervisor):
             local_tokens, _ = self.backbone.forward_with_queries(
                 torch.cat(local_views))
             student_cls = torch.cat((student_cls, local_tokens[:, 0]))
-        student_logits = self.head(self.token_batch(student_cls,
+        student_logits = self.neck(self.token_batch(student_cls,
                                                     student_query_tokens))
 
         with torch.no_grad():
             self.teacher.update_parameters(
-                nn.Sequential(self.backbone, self.head))
+                nn.Sequential(self.backbone, self.neck))
             teacher_cls, teacher_query_tokens = self.read_tokens(
                 self.teacher_backbone, global_batch, queries_per_view)
-            teacher_logits = self.teacher_head(
+            teacher_logits = self.teacher_neck(
                 self.token_batch(teacher_cls, teacher_query_tokens))
 
         num_student_cls = student_cls.shape[0]
         num_teacher_cls = teacher_cls.shape[0]
-        losses = dict(loss_cls=self.loss_cls(
+        # (views, batch, K) for [CLS]
+        cls_logits = (
             student_logits[:num_student_cls].unflatten(0, (-1, batch)),
-            teacher_logits[:num_teacher_cls].unflatten(0, (-1, batch))))
-        if query_batch is not None:
+            teacher_logits[:num_teacher_cls].unflatten(0, (-1, batch)))
+        if query_batch is None:
+            losses = self.head.loss(*cls_logits)
+        else:
             # (views, batch * queries, K): query i of image j pairs across
             # the views of image j
-            losses['loss_query'] = self.query_loss_weight * self.loss_query(
+            losses = self.head.loss(
+                *cls_logits,
                 student_logits[num_student_cls:].unflatten(
                     0, (num_global, -1)),
                 teacher_logits[num_teacher_cls:].unflatten(
                     0, (num_global, -1)))
-        losses['teacher_temp'] = global_batch.new_tensor(self.teacher_temp)
+        losses['teacher_temp'] = global_batch.new_tensor(
+            self.head.teacher_temp)
         return losses
 
     def check_queries(self, view: torch.Tensor,
@@ -224,7 +235,7 @@ class DINO(BaseSelfSupervisor):
     @staticmethod
     def token_batch(cls_tokens: torch.Tensor,
                     query_tokens: Optional[torch.Tensor]) -> torch.Tensor:
-        """[CLS] tokens then query tokens, as one batch for the head."""
+        """[CLS] tokens then query tokens, as one batch for the neck."""
         if query_tokens is None:
             return cls_tokens
         return torch.cat((cls_tokens, query_tokens.flatten(0, 1)))
@@ -237,34 +248,21 @@ class ADCLR(DINO):
     Args:
         num_queries: query crops per image (>= 1; for no queries use
             ``type='ct_mmseg.DINO'``).
-        loss_query: the query term, a ``ct_mmseg.DINOLoss`` config with its
-            own centre (default: DINO's values).
-        query_loss_weight: lambda in ``loss_cls + lambda * loss_query``
-            (the ADCLR code: 1.0).
-        **kwargs: :class:`DINO`'s arguments.
+        **kwargs: :class:`DINO`'s arguments; ``head`` must be a
+            ``ct_mmseg.ADCLRHead`` config (it holds the query term, its
+            centre and its weight).
     """
 
-    def __init__(self,
-                 *args,
-                 num_queries: int = 1,
-                 loss_query: dict = DEFAULT_LOSS,
-                 query_loss_weight: float = 1.0,
-                 **kwargs):
+    head_class = ADCLRHead
+
+    def __init__(self, *args, num_queries: int = 1, **kwargs):
         if not isinstance(num_queries, int) or num_queries < 1:
             raise ValueError(
                 f'model.num_queries must be an int >= 1, got '
                 f"{num_queries!r}; for DINO without queries use type="
                 "'ct_mmseg.DINO' (and drop the query views from MultiView)")
-        if query_loss_weight < 0:
-            raise ValueError('model.query_loss_weight must be >= 0, got '
-                             f'{query_loss_weight}')
         super().__init__(*args, **kwargs)
         self.num_queries = num_queries
-        self.query_loss_weight = query_loss_weight
-        self.loss_query = self.build_loss(loss_query)
-
-    def loss_terms(self) -> List[nn.Module]:
-        return [self.loss_cls, self.loss_query]
 
     def check_queries(self, view: torch.Tensor,
                       queries: List[torch.Tensor]) -> torch.Tensor:

@@ -1,94 +1,32 @@
-"""DINO's projection head and DINO's loss (mmpretrain 1.2.0 has neither).
+"""DINO's and ADCLR's losses as mmpretrain heads (mmpretrain 1.2.0 has
+neither).
 
-ADCLR adds no parameters to DINO: one :class:`DINOHead` projects both the
-[CLS] token and the query tokens, and the global and the query terms are two
-:class:`DINOLoss` instances that differ only in their centre.
+As in mmpretrain's self-supervised algorithms, the neck
+(:class:`~ct_mmseg.adclr.neck.DINONeck`) projects the tokens and the head
+computes the loss from the student's and the teacher's projections:
+
+* :class:`DINOLoss`: DINO's centred, sharpened cross-view cross-entropy; one
+  instance per term, each with its own centre.
+* :class:`DINOHead`: the [CLS] term (``loss_cls``).
+* :class:`ADCLRHead`: the [CLS] term plus ADCLR's query term
+  (``loss_query``, its own centre), weighted by ``query_loss_weight``.
+
+The heads hold no parameters, only the centres (buffers): ADCLR adds no
+parameter to DINO.
 """
-from typing import Optional
+import copy
+from typing import Dict, List, Optional
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.dist import all_reduce
 from mmengine.model import BaseModule
-from mmengine.model.weight_init import trunc_normal_
-from torch.nn.utils.parametrizations import weight_norm
 
 from .registry import MODELS
 
-
-@MODELS.register_module()
-class DINOHead(BaseModule):
-    """DINO's head: MLP -> L2 norm -> weight-normalised linear layer.
-
-    Args:
-        in_channels: token width of the backbone.
-        out_channels: number of prototypes K (DINO: 65536; the ADCLR code:
-            8192).
-        hidden_channels: MLP width (DINO: 2048).
-        bottleneck_channels: MLP output, L2-normalised (DINO: 256).
-        num_layers: linear layers in the MLP (DINO: 3).
-        norm_last_layer: keep the last layer's weight-norm gain fixed at 1
-            (DINO's default True; the ADCLR code trains it: False).
-    """
-
-    def __init__(self,
-                 in_channels: int,
-                 out_channels: int = 65536,
-                 hidden_channels: int = 2048,
-                 bottleneck_channels: int = 256,
-                 num_layers: int = 3,
-                 norm_last_layer: bool = True,
-                 init_cfg: Optional[dict] = None):
-        super().__init__(init_cfg=init_cfg)
-        if num_layers < 1:
-            raise ValueError(
-                f'model.head.num_layers must be >= 1, got {num_layers}')
-        self.out_channels = out_channels
-        widths = [in_channels] + [hidden_channels] * (num_layers - 1) + \
-            [bottleneck_channels]
-        layers = []
-        for i, (width_in, width_out) in enumerate(zip(widths, widths[1:])):
-            layers.append(nn.Linear(width_in, width_out))
-            if i < num_layers - 1:
-                layers.append(nn.GELU())
-        self.mlp = nn.Sequential(*layers)
-        # torch's parametrization API (nn.utils.weight_norm is deprecated):
-        # original0 is the gain g, original1 the direction v.
-        self.last_layer = weight_norm(
-            nn.Linear(bottleneck_channels, out_channels, bias=False))
-        self.init_mlp()
-        self.norm_last_layer = norm_last_layer
-        self.last_layer_gain.requires_grad_(not norm_last_layer)
-        self.freeze_last_layer = False  # set by DINOScheduleHook
-
-    @property
-    def last_layer_gain(self) -> nn.Parameter:
-        return self.last_layer.parametrizations.weight.original0
-
-    def init_mlp(self) -> None:
-        """DINO's init: truncated normal (std 0.02) MLP, zero biases; the
-        last layer keeps torch's default direction and a gain of 1."""
-        for module in self.mlp:
-            if isinstance(module, nn.Linear):
-                trunc_normal_(module.weight, std=0.02)
-                nn.init.zeros_(module.bias)
-        with torch.no_grad():
-            self.last_layer_gain.fill_(1.)
-
-    def init_weights(self) -> None:
-        if self.init_cfg is None:
-            self.init_mlp()  # runner-called init repeats DINO's, seeded
-        else:
-            super().init_weights()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(..., in_channels) tokens -> (..., out_channels) logits."""
-        x = F.normalize(self.mlp(x), dim=-1)
-        if self.freeze_last_layer:
-            # DINO cancels the last layer's gradient early in training
-            return F.linear(x, self.last_layer.weight.detach())
-        return self.last_layer(x)
+#: DINO's values (student 0.1, teacher 0.07 after its warm-up, centre 0.9)
+DEFAULT_LOSS = dict(type='ct_mmseg.DINOLoss', student_temp=0.1,
+                    teacher_temp=0.07, center_momentum=0.9)
 
 
 @MODELS.register_module()
@@ -104,7 +42,7 @@ class DINOLoss(BaseModule):
     (DINO: the two global views), so pair (t, s) with t == s is skipped.
 
     Args:
-        out_channels: K, the head's output width (the centre's size).
+        out_channels: K, the neck's output width (the centre's size).
         student_temp: tau_s (DINO 0.1).
         teacher_temp: tau_t, the value used when no ``DINOScheduleHook``
             sets it (DINO warms it up from 0.04 to 0.07).
@@ -130,6 +68,9 @@ class DINOLoss(BaseModule):
             student_logits: (V_s, M, K): V_s views of M samples each.
             teacher_logits: (V_t, M, K), V_t <= V_s; no gradient flows to
                 it.
+
+        Returns:
+            The scalar loss (float32).
         """
         num_teacher_views, num_student_views = \
             teacher_logits.shape[0], student_logits.shape[0]
@@ -161,3 +102,108 @@ class DINOLoss(BaseModule):
         all_reduce(batch_center, op='mean')
         self.center.mul_(self.center_momentum).add_(
             batch_center, alpha=1 - self.center_momentum)
+
+
+@MODELS.register_module()
+class DINOHead(BaseModule):
+    """DINO's loss on the [CLS] projections.
+
+    Args:
+        out_channels: K, the neck's output width (the algorithm fills it in
+            from the neck when left out).
+        loss_cls: the [CLS] term, a ``ct_mmseg.DINOLoss`` config
+            (``out_channels`` is filled in).
+    """
+
+    def __init__(self,
+                 out_channels: int,
+                 loss_cls: dict = DEFAULT_LOSS,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        self.out_channels = out_channels
+        self.loss_cls = self.build_loss(loss_cls)
+
+    def build_loss(self, cfg: dict) -> DINOLoss:
+        cfg = copy.deepcopy(cfg)
+        cfg.setdefault('out_channels', self.out_channels)
+        return MODELS.build(cfg)
+
+    def loss_terms(self) -> List[DINOLoss]:
+        return [self.loss_cls]
+
+    @property
+    def teacher_temp(self) -> float:
+        return self.loss_cls.teacher_temp
+
+    @teacher_temp.setter
+    def teacher_temp(self, value: float) -> None:
+        """Set by ``DINOScheduleHook`` for every loss term at once."""
+        for term in self.loss_terms():
+            term.teacher_temp = value
+
+    def loss(self, student_cls: torch.Tensor,
+             teacher_cls: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """
+        Args:
+            student_cls: the neck's logits of the student's [CLS] tokens,
+                (V_s, B, K): global views first, then local views.
+            teacher_cls: the teacher's, (V_t, B, K), its V_t global views in
+                the student's order.
+
+        Returns:
+            ``dict(loss_cls=...)``.
+        """
+        return dict(loss_cls=self.loss_cls(student_cls, teacher_cls))
+
+
+@MODELS.register_module()
+class ADCLRHead(DINOHead):
+    """DINO's [CLS] term plus ADCLR's query term.
+
+    ``loss_query``: for every query i, teacher(q_i | view b) vs
+    student(q_i | view a), a != b: the same cross-view loss as ``loss_cls``,
+    with its own centre.
+
+    Args:
+        out_channels: as :class:`DINOHead`.
+        loss_cls: as :class:`DINOHead`.
+        loss_query: the query term, a ``ct_mmseg.DINOLoss`` config (default:
+            DINO's values).
+        query_loss_weight: lambda in ``loss_cls + lambda * loss_query``
+            (the ADCLR authors' code: 1.0).
+    """
+
+    def __init__(self,
+                 out_channels: int,
+                 loss_cls: dict = DEFAULT_LOSS,
+                 loss_query: dict = DEFAULT_LOSS,
+                 query_loss_weight: float = 1.0,
+                 init_cfg: Optional[dict] = None):
+        if query_loss_weight < 0:
+            raise ValueError('model.head.query_loss_weight must be >= 0, '
+                             f'got {query_loss_weight}')
+        super().__init__(out_channels, loss_cls=loss_cls, init_cfg=init_cfg)
+        self.query_loss_weight = query_loss_weight
+        self.loss_query = self.build_loss(loss_query)
+
+    def loss_terms(self) -> List[DINOLoss]:
+        return [self.loss_cls, self.loss_query]
+
+    def loss(self, student_cls: torch.Tensor, teacher_cls: torch.Tensor,
+             student_queries: torch.Tensor,
+             teacher_queries: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """
+        Args:
+            student_cls, teacher_cls: as :meth:`DINOHead.loss`.
+            student_queries: the student's query logits, (V_t, B * Q, K):
+                query i of image j read in each global view.
+            teacher_queries: the teacher's, (V_t, B * Q, K), same order.
+
+        Returns:
+            ``dict(loss_cls=..., loss_query=...)``, ``loss_query`` already
+            weighted by ``query_loss_weight``.
+        """
+        losses = super().loss(student_cls, teacher_cls)
+        losses['loss_query'] = self.query_loss_weight * self.loss_query(
+            student_queries, teacher_queries)
+        return losses

@@ -22,8 +22,9 @@ def teacher_temperature(iteration: int, warmup_iters: int, start: float,
 
 @HOOKS.register_module()
 class DINOScheduleHook(Hook):
-    """Before every iteration, set DINO's teacher temperature (both loss
-    terms of ADCLR) and whether the head's last layer is frozen.
+    """Before every iteration, set DINO's teacher temperature (``model.head``:
+    both loss terms of ADCLR) and whether the last layer of the projection
+    (``model.neck``) is frozen.
 
     Give each duration either in iterations or in epochs (epochs are
     converted with the length of the train dataloader).
@@ -33,7 +34,7 @@ class DINOScheduleHook(Hook):
         teacher_temp: temperature after the warm-up (DINO 0.07).
         warmup_iters / warmup_epochs: length of the linear warm-up (DINO: 30
             epochs).
-        freeze_last_layer_iters / freeze_last_layer_epochs: the head's last
+        freeze_last_layer_iters / freeze_last_layer_epochs: the neck's last
             layer gets no gradient this long (DINO: 1 epoch).
     """
     priority = 'NORMAL'
@@ -82,8 +83,8 @@ class DINOScheduleHook(Hook):
                           data_batch=None) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) \
             else runner.model
-        model.teacher_temp = teacher_temperature(
+        model.head.teacher_temp = teacher_temperature(
             runner.iter, self.warmup_iters, self.warmup_teacher_temp,
             self.teacher_temp)
-        model.head.freeze_last_layer = \
+        model.neck.freeze_last_layer = \
             runner.iter < self.freeze_last_layer_iters

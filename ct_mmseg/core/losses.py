@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from .mining import hard_infonce_triplets, hard_negative_pairs, hard_positive_pairs
+from .reduction import masked_mean
 
 CL_FORMS = ('soft_ce', 'bce')
 
@@ -34,13 +35,6 @@ class ClassLosses(NamedTuple):
     positive_pairs: torch.Tensor
     positive_cosine: torch.Tensor
     negative_cosine: torch.Tensor
-
-
-def masked_mean(values: torch.Tensor, mask: torch.Tensor,
-                dim: int = -1) -> torch.Tensor:
-    """Mean of ``values`` where ``mask``; 0 (with a graph) where none is."""
-    mask = mask.to(values.dtype)
-    return (values * mask).sum(dim) / mask.sum(dim).clamp(min=1.0)
 
 
 def cl_pair_loss(cosine: torch.Tensor, same_class: bool,

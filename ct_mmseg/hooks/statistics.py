@@ -2,17 +2,46 @@
 
 The hook also makes every MMEngine runner import ct_mmseg (see below).
 """
-from typing import List, Optional, Sequence
+from typing import List, NamedTuple, Optional, Sequence
 
 import torch
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
 from ..models import ContrastiveTransformerHead
-from ..models.ct_head import STAT_NAMES
+from ..models.ct_head import StepStats
 from ..registry import HOOKS
 
-_POS, _NEG, _PAIRS, _POS_PAIRS, _COS_POS, _COS_NEG = range(len(STAT_NAMES))
+
+class _Sums(NamedTuple):
+    """Sums over the steps of an interval, per stage and class: (S, K)
+    float tensors on the device until a flush."""
+    positives: torch.Tensor
+    negatives: torch.Tensor
+    pairs: torch.Tensor
+    cos_pos: torch.Tensor
+    cos_neg: torch.Tensor
+    had_pos_pairs: torch.Tensor  # steps with same-class pairs
+    had_neg_pairs: torch.Tensor  # steps with different-class pairs
+    no_pos: torch.Tensor  # steps where a present class had no positive
+
+    @classmethod
+    def of_step(cls, stats: StepStats, present: torch.Tensor) -> '_Sums':
+        """One step's figures; ``present``: bool (K,)."""
+        return cls(
+            positives=stats.positives, negatives=stats.negatives,
+            pairs=stats.pairs, cos_pos=stats.cos_pos, cos_neg=stats.cos_neg,
+            # the cosine means count only in steps that had such pairs
+            had_pos_pairs=(stats.positive_pairs > 0).float(),
+            had_neg_pairs=(stats.pairs > stats.positive_pairs).float(),
+            no_pos=((stats.positives == 0) & present.unsqueeze(0)).float())
+
+    def __add__(self, other: '_Sums') -> '_Sums':
+        return _Sums(*(a + b for a, b in zip(self, other)))
+
+    def to_host(self) -> '_Sums':
+        """One device-to-host copy for all fields."""
+        return _Sums(*torch.stack(list(self)).cpu().unbind(0))
 
 
 @HOOKS.register_module()
@@ -70,8 +99,8 @@ class ContrastiveTransformerHook(Hook):
         self.interval = interval
         self.stats = stats
         self.per_class = per_class
-        self._sums: Optional[torch.Tensor] = None
-        self._no_pos: Optional[torch.Tensor] = None
+        self._sums: Optional[_Sums] = None
+        # (K,): steps in which each class was present
         self._present: Optional[torch.Tensor] = None
         # (4,): sums over steps of over_clip, grad norm ct, grad norm seg,
         # grad share; on the device until a flush
@@ -123,20 +152,10 @@ class ContrastiveTransformerHook(Hook):
         stats, present = head.step_stats, head.step_present
         if stats is None:
             return
-        # (S, K): present classes that had no positive patch at the stage
-        no_pos = (stats[:, _POS] == 0) & present.unsqueeze(0)
-        # the cosine means count only in steps that had such pairs: keep
-        # (S, 2, K) "had pairs" flags next to the sums
-        had_pairs = torch.stack([stats[:, _POS_PAIRS] > 0,
-                                 stats[:, _PAIRS] > stats[:, _POS_PAIRS]], 1)
-        stats = torch.cat([stats, had_pairs.float()], dim=1)
-        if self._sums is None:
-            self._sums = torch.zeros_like(stats)
-            self._no_pos = torch.zeros_like(no_pos, dtype=torch.float)
-            self._present = torch.zeros_like(present, dtype=torch.float)
-        self._sums += stats
-        self._no_pos += no_pos.float()
-        self._present += present.float()
+        step = _Sums.of_step(stats, present)
+        self._sums = step if self._sums is None else self._sums + step
+        self._present = present.float() + (
+            0 if self._present is None else self._present)
         self._global = self._global_step_figures(head) + (
             0 if self._global is None else self._global)
         self._steps += 1
@@ -147,7 +166,7 @@ class ContrastiveTransformerHook(Hook):
     @staticmethod
     def _global_step_figures(head) -> torch.Tensor:
         """(4,) over_clip, grad norm ct, grad norm seg, share (NaN: none)."""
-        device = head.step_stats.device
+        device = head.step_stats.positives.device
         over = head.loss_decode.last_over_clip
         over = (torch.tensor(float('nan'), device=device) if over is None
                 else over.float())
@@ -160,56 +179,47 @@ class ContrastiveTransformerHook(Hook):
         return torch.cat([over.reshape(1), grads])
 
     def _flush(self, runner) -> None:
-        # one host transfer per interval
-        sums, no_pos, present, global_sums = (
-            t.cpu() for t in (self._sums, self._no_pos, self._present,
-                              self._global))
+        # one host transfer per interval (per tensor kind)
+        sums = self._sums.to_host()
+        present, global_sums = self._present.cpu(), self._global.cpu()
         steps = self._steps
-        self._sums = self._no_pos = self._present = self._global = None
+        self._sums = self._present = self._global = None
         self._steps = 0
         hub = runner.message_hub
         for key, value in zip(('over_clip', 'grad_norm_ct', 'grad_norm_seg',
                                'grad_share'), global_sums.tolist()):
             if value == value:  # NaN: not measured (no clip / no grad_stats)
                 hub.update_scalar(f'train/ct/{key}', value / steps)
-        for stage in range(sums.shape[0]):
-            row = sums[stage]
-            # (2, K): steps in which the class had same-class / different-
-            # class pairs; the cosine means are over those (step, class)
-            had = row[len(STAT_NAMES):]
-            hub.update_scalar(f'train/ct_s{stage}/pos',
-                              row[_POS].sum().item() / steps)
-            hub.update_scalar(f'train/ct_s{stage}/neg',
-                              row[_NEG].sum().item() / steps)
-            hub.update_scalar(f'train/ct_s{stage}/pairs',
-                              row[_PAIRS].sum().item() / steps)
-            hub.update_scalar(f'train/ct_s{stage}/cos_pos',
-                              row[_COS_POS].sum().item() /
-                              max(had[0].sum().item(), 1))
-            hub.update_scalar(f'train/ct_s{stage}/cos_neg',
-                              row[_COS_NEG].sum().item() /
-                              max(had[1].sum().item(), 1))
-            hub.update_scalar(
-                f'train/ct_s{stage}/no_pos',
-                no_pos[stage].sum().item() / max(present.sum().item(), 1))
-            if self.per_class:
-                self._flush_per_class(hub, stage, row, had, no_pos[stage],
-                                      present, steps)
+        for stage in range(sums.positives.shape[0]):
+            figures = _figures(_Sums(*(t[stage] for t in sums)), present,
+                               steps, lambda t: t.sum().item())
+            for key, value in figures.items():
+                hub.update_scalar(f'train/ct_s{stage}/{key}', value)
+            if not self.per_class:
+                continue
+            for k in range(sums.positives.shape[1]):
+                name = self._class_names[k] \
+                    if k < len(self._class_names) else k
+                figures = _figures(_Sums(*(t[stage, k] for t in sums)),
+                                   present[k], steps, lambda t: t.item())
+                for key, value in figures.items():
+                    hub.update_scalar(f'train/ct_s{stage}/{name}/{key}',
+                                      value)
 
-    def _flush_per_class(self, hub, stage, row, had, no_pos, present,
-                         steps) -> None:
-        for k in range(row.shape[1]):
-            name = self._class_names[k] if k < len(self._class_names) else k
-            prefix = f'train/ct_s{stage}/{name}'
-            hub.update_scalar(f'{prefix}/pos', row[_POS, k].item() / steps)
-            hub.update_scalar(f'{prefix}/neg', row[_NEG, k].item() / steps)
-            hub.update_scalar(f'{prefix}/pairs', row[_PAIRS, k].item() / steps)
-            hub.update_scalar(f'{prefix}/cos_pos', row[_COS_POS, k].item() /
-                              max(had[0, k].item(), 1))
-            hub.update_scalar(f'{prefix}/cos_neg', row[_COS_NEG, k].item() /
-                              max(had[1, k].item(), 1))
-            hub.update_scalar(f'{prefix}/no_pos',
-                              no_pos[k].item() / max(present[k].item(), 1))
+
+def _figures(sums: _Sums, present: torch.Tensor, steps: int,
+             total) -> dict:
+    """The logged means of one stage (over classes) or one (stage, class):
+    counts per step; cosines over the steps (and classes) that had such
+    pairs; ``no_pos`` over the steps (and classes) present. ``total``
+    reduces a tensor of ``sums`` to a number."""
+    return dict(
+        pos=total(sums.positives) / steps,
+        neg=total(sums.negatives) / steps,
+        pairs=total(sums.pairs) / steps,
+        cos_pos=total(sums.cos_pos) / max(total(sums.had_pos_pairs), 1),
+        cos_neg=total(sums.cos_neg) / max(total(sums.had_neg_pairs), 1),
+        no_pos=total(sums.no_pos) / max(total(present), 1))
 
 
 def unwrap(model):

@@ -1,5 +1,5 @@
 """ContrastiveTransformerHead: the auxiliary head that adds CT to a segmentor."""
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -13,6 +13,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, SampleList
 from torch import Tensor
 
+from .gradient_share import track_gradient_share
 from .rng import global_rng_untouched
 from .training_state import training_iteration
 from ..core import (check_labels, gather_tokens, mlp_linears,
@@ -32,9 +33,26 @@ def build_projector(in_channels: int, channels: int, num_layers: int) -> nn.Modu
     return nn.Sequential(*layers)
 
 
-# Rows of ContrastiveTransformerHead.step_stats, per stage and class.
-STAT_NAMES = ('positives', 'negatives', 'pairs', 'positive_pairs', 'cos_pos',
-              'cos_neg')
+class StepStats(NamedTuple):
+    """What the head saw in its last training step, per stage and class.
+
+    Every field is a detached float (S, K) tensor on the head's device, on
+    the dataset's classes (0 for a class absent from the batch GT).
+
+    Attributes:
+        positives: positive candidate tokens found.
+        negatives: negative candidate tokens found.
+        pairs: pairs the loss used after hard mining.
+        positive_pairs: how many of them were same-class pairs.
+        cos_pos: mean cosine of the same-class pairs used (0: none).
+        cos_neg: mean cosine of the different-class pairs used (0: none).
+    """
+    positives: Tensor
+    negatives: Tensor
+    pairs: Tensor
+    positive_pairs: Tensor
+    cos_pos: Tensor
+    cos_neg: Tensor
 
 
 @MODELS.register_module()
@@ -67,7 +85,8 @@ class ContrastiveTransformerHead(BaseDecodeHead):
             be negatives. Default False (see ``ct_mmseg.core.patch_labels``).
         seed (int, optional): seed of the head's private generator for the
             candidate draws. Default None: the seed MMEngine gave torch
-            (``randomness.seed``). The global RNG is never drawn from.
+            (``randomness.seed``). During training the global RNG is never
+            drawn from (see :meth:`_get_generator`).
         collect_stats (bool): keep per-stage, per-class statistics of the last
             step in :attr:`step_stats` (device tensors, no host sync) for
             :class:`~ct_mmseg.hooks.ContrastiveTransformerHook` to log.
@@ -90,7 +109,9 @@ class ContrastiveTransformerHead(BaseDecodeHead):
 
     The loss of a stage is ``w_s * sum_k L_{s,k} / (S * K_present)`` with S the
     number of stages and K_present the classes present in the batch GT (the
-    authors' aggregation); the clip then bounds the sum over stages.
+    authors' aggregation); the clip then bounds the sum over stages. The
+    loss module owns that reduction (:meth:`PatchContrastLoss.reduce`,
+    :mod:`ct_mmseg.core.reduction`).
     """
 
     def __init__(self,
@@ -155,9 +176,9 @@ class ContrastiveTransformerHead(BaseDecodeHead):
         self.seed = seed
         self._generator: Optional[torch.Generator] = None
         self.collect_stats = collect_stats
-        # (S, len(STAT_NAMES), K) statistics of the last training step and
-        # (K,) classes present in its GT; None until a step ran.
-        self.step_stats: Optional[Tensor] = None
+        # statistics of the last training step and (K,) classes present in
+        # its GT; None until a step ran.
+        self.step_stats: Optional[StepStats] = None
         self.step_present: Optional[Tensor] = None
         self.grad_stats = grad_stats
         self.checkpoint_projection = checkpoint_projection
@@ -216,30 +237,34 @@ class ContrastiveTransformerHead(BaseDecodeHead):
         raise RuntimeError('ContrastiveTransformerHead is a training-only '
                            'auxiliary head; it has no prediction')
 
-    def _get_generator(self, device: torch.device) -> torch.Generator:
-        """The head's private generator for the candidate draws.
+    def _get_generator(self, device: torch.device
+                       ) -> Optional[torch.Generator]:
+        """The generator of the candidate draws (None: torch's global one).
 
-        CT never draws from the global RNG, so dropout and drop-path masks
-        and the data augmentation see the same random stream with and
-        without CT. Its seed is ``seed``, or, with ``seed=None``, the seed
-        MMEngine gave torch (``torch.initial_seed()``, the run's
-        ``randomness.seed``).
+        Inside an MMEngine training loop the draws come from the head's own
+        generator, re-seeded at every call from ``(seed, iteration, rank)``,
+        the iteration being the one MMEngine's ``RuntimeInfoHook`` writes
+        into the message hub before each training step; ``seed`` is the
+        head's ``seed`` or, when that is None, the seed MMEngine gave torch
+        (``torch.initial_seed()``, the run's ``randomness.seed``). So CT
+        never draws from the global RNG during training (dropout and
+        drop-path masks and the data augmentation see the same random stream
+        with and without CT), a run resumed from a checkpoint draws exactly
+        what the uninterrupted run drew (MMEngine does not restore torch's
+        RNG state on resume), and the ranks of a distributed run draw
+        differently.
 
-        Inside an MMEngine training loop the generator is re-seeded at every
-        call from ``(seed, iteration, rank)``, the iteration being the one
-        MMEngine's ``RuntimeInfoHook`` writes into the message hub before each
-        training step. The draws of a step then depend on nothing else, so a
-        run resumed from a checkpoint draws exactly what the uninterrupted run
-        drew (MMEngine does not restore torch's RNG state on resume), and the
-        ranks of a distributed run draw differently. Outside a training loop
-        (no iteration in the message hub) the generator is seeded once and
-        its stream continues from call to call.
+        Outside a training loop (no iteration in the message hub), a head
+        with a ``seed`` seeds its generator once and continues its stream;
+        one without draws from torch's global RNG, as any torch op does.
         """
+        step = training_iteration()
+        if device.type == 'meta' or (self.seed is None and step is None):
+            return None  # 'meta': shapes only, no generator lives there
         seed = torch.initial_seed() if self.seed is None else self.seed
         if self._generator is None or self._generator.device != device:
             self._generator = torch.Generator(device=device)
             self._generator.manual_seed(seed)
-        step = training_iteration()
         if step is not None:
             self._generator.manual_seed(_mix_seed(seed, step, get_rank()))
         return self._generator
@@ -318,34 +343,35 @@ class ContrastiveTransformerHead(BaseDecodeHead):
         # them and not the dataset's class count (150 for ADE20K), and draw
         # no wider than the largest positive set of the stage: a loss pairs
         # positive i with negative i, so negatives beyond that are never used.
-        class_list, positive_list = plan_step(present, most_positives)
+        class_list, positive_list = step_shapes_to_host(present,
+                                                        most_positives)
         class_ids = torch.tensor(class_list, dtype=torch.long,
                                  device=gt.device)
         num_present = len(class_list)
         stage_masks = stage_patch_masks(tables, class_ids,
                                         self.ignore_only_negatives)
-        divisor = float(len(feats) * max(num_present, 1))
         generator = self._get_generator(gt.device)
         if self.grad_stats:
             self.step_grad_norms = feats[0].new_zeros(len(feats), 2,
                                                       dtype=torch.float)
 
-        stage_losses, stage_stats = [], []
-        for stage, (feat, masks, projector, weight) in enumerate(zip(
-                feats, stage_masks, self.projectors, self.stage_weights)):
-            width = min(self.num_samples, max(
-                positive_list[stage], self.loss_decode.min_negatives))
+        class_losses_of_stages, stage_stats = [], []
+        for stage, (feat, masks, projector) in enumerate(zip(
+                feats, stage_masks, self.projectors)):
+            width = self.loss_decode.draw_width(positive_list[stage],
+                                                self.num_samples)
             pos = sample_candidates(masks.positive, width, generator)
             neg = sample_candidates(masks.negative, width, generator)
             index = torch.cat([pos.index, neg.index], dim=1)
             if self.grad_stats and feat.requires_grad:
-                feat = _probe_gradients(feat, self.step_grad_norms[stage])
+                feat = track_gradient_share(feat,
+                                            self.step_grad_norms[stage])
             emb = self._embed(feat, projector, index.flatten())
             emb = emb.view(*index.shape, emb.shape[-1])
             pos_emb, neg_emb = emb.split(pos.index.shape[1], dim=1)
             class_losses = self.loss_decode(pos_emb, pos.count, neg_emb,
                                             neg.count)
-            stage_losses.append(weight * class_losses.loss.sum() / divisor)
+            class_losses_of_stages.append(class_losses.loss)
             if self.collect_stats:
                 stage_stats.append(torch.stack([
                     masks.positive.sum(1).float(),
@@ -357,18 +383,19 @@ class ContrastiveTransformerHead(BaseDecodeHead):
         if self.collect_stats:
             # back onto the dataset's classes; absent classes read 0
             stats = torch.stack(stage_stats).detach()
-            self.step_stats = stats.new_zeros(
+            self.step_stats = StepStats(*stats.new_zeros(
                 *stats.shape[:2], self.num_classes).index_copy_(
-                    2, class_ids, stats)
+                    2, class_ids, stats).unbind(1))
             self.step_present = present
 
         name = self.loss_decode.loss_name
         return {f'{name}_s{i}': loss for i, loss in enumerate(
-            self.loss_decode.clip(stage_losses))}
+            self.loss_decode.reduce(class_losses_of_stages,
+                                    self.stage_weights, num_present))}
 
 
-def plan_step(present: Tensor, most_positives: Tensor
-              ) -> Tuple[List[int], List[int]]:
+def step_shapes_to_host(present: Tensor, most_positives: Tensor
+                        ) -> Tuple[List[int], List[int]]:
     """The classes present and each stage's largest positive count, on the host.
 
     The one host-device synchronisation of a CT step on CUDA: these numbers
@@ -390,43 +417,6 @@ def plan_step(present: Tensor, most_positives: Tensor
     num_classes = present.numel()
     return ([k for k, flag in enumerate(host[:num_classes]) if flag],
             host[num_classes:])
-
-
-class _GradientProbe(torch.autograd.Function):
-    """Identity whose backward sees the gradient of CT's loss alone.
-
-    Placed between a stage output and the CT head, its backward receives
-    CT's gradient with respect to that output. A tensor hook on the stage
-    output (registered by :func:`_probe_gradients`) then receives the total
-    gradient (CT + segmentation losses), from which the rest follows by
-    subtraction. Both squared norms are added into ``state['norms']``, a
-    (2,) device tensor: no host sync.
-    """
-
-    @staticmethod
-    def forward(ctx, feat, state):
-        ctx.state = state
-        return feat.view_as(feat)
-
-    @staticmethod
-    def backward(ctx, grad):
-        ctx.state['norms'][0] += grad.float().pow(2).sum()
-        ctx.state['ct_grad'] = grad
-        return grad, None
-
-
-def _probe_gradients(feat: Tensor, norms: Tensor) -> Tensor:
-    """``feat`` for the CT path, with its gradients measured into ``norms``."""
-    state = dict(norms=norms, ct_grad=None)
-
-    def record_rest(total: Tensor) -> None:
-        ct_grad = state.pop('ct_grad', None)
-        rest = total if ct_grad is None else total - ct_grad
-        norms[1] += rest.float().pow(2).sum()
-        handle.remove()
-
-    handle = feat.register_hook(record_rest)
-    return _GradientProbe.apply(feat, state)
 
 
 def _mix_seed(seed: int, step: int, rank: int) -> int:

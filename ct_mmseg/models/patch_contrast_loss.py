@@ -1,5 +1,5 @@
 """PatchContrastLoss: the MMSeg loss module of Contrastive Transformer."""
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -8,9 +8,9 @@ from mmseg.registry import MODELS
 from .training_state import training_iteration
 from ..core import PAIR_SELECTIONS, cl_class_losses, infonce_class_losses
 from ..core.losses import CL_FORMS, ClassLosses
+from ..core.reduction import CLIP_MODES, clip_stage_losses, stage_loss
 
 LOSS_MODES = ('cl', 'infonce')
-CLIP_MODES = ('scale', 'clamp')
 
 
 @MODELS.register_module()
@@ -159,11 +159,31 @@ class PatchContrastLoss(nn.Module):
             temperature=self.temperature, hard_fraction=self.hard_fraction,
             min_positives=self.min_positives, min_negatives=self.min_negatives)
 
-    def clip(self, stage_losses: List[torch.Tensor]) -> List[torch.Tensor]:
-        """Clip the total of the stage losses and apply ``loss_weight``.
+    def reduce(self, class_losses: Sequence[torch.Tensor],
+               stage_weights: Sequence[float],
+               num_present: int) -> List[torch.Tensor]:
+        """The stage losses that are optimised, from each stage's per-class
+        losses: ``w_s * sum_k L_{s,k} / (S * K_present)`` per stage
+        (:func:`~ct_mmseg.core.stage_loss`), then :meth:`clip`.
 
-        Each stage keeps its share of the total, so the logged per-stage
-        losses still add up to the (clipped, weighted) contrastive loss.
+        Args:
+            class_losses (Sequence[Tensor]): per stage, float (K',).
+            stage_weights (Sequence[float]): w_s per stage.
+            num_present (int): classes present in the batch GT.
+
+        Returns:
+            list[Tensor]: one scalar per stage.
+        """
+        num_stages = len(class_losses)
+        return self.clip([
+            stage_loss(losses, weight, num_stages, num_present)
+            for losses, weight in zip(class_losses, stage_weights)])
+
+    def clip(self, stage_losses: List[torch.Tensor]) -> List[torch.Tensor]:
+        """Clip the total of the stage losses and apply ``loss_weight``
+        (ramped over ``warmup_iters``); see
+        :func:`~ct_mmseg.core.clip_stage_losses`. Records in
+        :attr:`last_over_clip` whether the total was above the clip.
 
         Args:
             stage_losses (list[Tensor]): scalar loss of each stage.
@@ -172,21 +192,29 @@ class PatchContrastLoss(nn.Module):
             list[Tensor]: scalars, same length.
         """
         weight = self.current_weight()
-        if self.clip_value is None:
-            return [loss * weight for loss in stage_losses]
-        total = torch.stack(stage_losses).sum().detach()
-        over = total > self.clip_value
-        self.last_over_clip = over
-        scale = self.clip_value / total.clamp(min=1e-12)
-        clipped = []
-        for loss in stage_losses:
-            if self.clip_mode == 'scale':
-                loss = loss * torch.where(over, scale, torch.ones_like(scale))
-            else:  # clamp: constant value above the clip, zero gradient
-                loss = torch.where(over, loss * 0 + loss.detach() * scale,
-                                   loss)
-            clipped.append(loss * weight)
-        return clipped
+        clipped, over = clip_stage_losses(stage_losses, self.clip_value,
+                                          self.clip_mode)
+        if over is not None:
+            self.last_over_clip = over
+        return [loss * weight for loss in clipped]
+
+    def draw_width(self, most_positives: int, bound: int) -> int:
+        """How many candidates of each kind a stage must draw per class.
+
+        The losses pair positive i with negative i, so negatives beyond the
+        largest positive set are never used; a class needs at least
+        ``min_negatives`` negatives to count; ``bound`` is the head's
+        ``num_samples``.
+
+        Args:
+            most_positives (int): the most positive tokens any class has at
+                the stage.
+            bound (int): the upper bound.
+
+        Returns:
+            int: the width of the draws.
+        """
+        return min(bound, max(most_positives, self.min_negatives))
 
     def current_weight(self) -> float:
         """``loss_weight``, ramped up over ``warmup_iters`` iterations."""

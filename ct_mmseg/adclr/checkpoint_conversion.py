@@ -1,4 +1,4 @@
-"""From an ADCLR checkpoint (mmpretrain) to MMSeg's ViT, checked.
+"""From an ADCLR checkpoint (mmpretrain) to MMSeg's ViT weights, checked.
 
 An mmpretrain ADCLR/DINO checkpoint holds the student backbone under
 ``backbone.`` and the EMA teacher under ``teacher.module.0.`` (DINO
@@ -15,8 +15,12 @@ MMSeg's ViT must be built with ``patch_bias=True`` and ``final_norm=True``
 
 MMSeg's ``VisionTransformer.init_weights`` loads with ``strict=False`` and
 strips no prefix: an unconverted checkpoint loads *nothing* and training
-silently starts from scratch. :func:`check_backbone_keys` and
-:class:`CheckPretrainedBackboneHook` turn that into an error.
+silently starts from scratch. :func:`check_backbone_keys` turns that into an
+error; ``tools/adclr_to_mmseg.py`` runs it on the converted weights and
+``CheckPretrainedBackboneHook`` (pretrained_backbone_hook.py) in the
+segmentation run.
+
+Plain functions, no registry: the converter tool and the hook import them.
 """
 import copy
 import re
@@ -24,11 +28,7 @@ from typing import Dict, Optional
 
 import torch
 import torch.nn as nn
-from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.runner.checkpoint import CheckpointLoader
-
-from ..registry import HOOKS as SEG_HOOKS
 
 #: where each network's backbone sits in an ADCLR/DINO checkpoint
 SOURCES = {'teacher': 'teacher.module.0.', 'student': 'backbone.'}
@@ -154,56 +154,6 @@ def mmseg_vit_settings(pretrain_backbone_cfg: dict) -> dict:
     return settings
 
 
-@SEG_HOOKS.register_module()
-class CheckPretrainedBackboneHook(Hook):
-    """Fail the segmentation run if the pretrained backbone did not load.
-
-    Before training, the checkpoint named by ``model.backbone.init_cfg``
-    (``model.pretrained`` sets it for MMSeg's ViT) must fill every backbone
-    tensor and nothing else (:func:`check_backbone_keys`; an init_cfg
-    ``prefix`` is honoured), and, unless the run resumes or uses
-    ``load_from``, the backbone must now hold those tensors.
-    """
-    priority = 'VERY_LOW'
-
-    def before_train(self, runner) -> None:
-        model = runner.model.module if is_model_wrapper(runner.model) \
-            else runner.model
-        backbone = model.backbone
-        init_cfg = backbone.init_cfg
-        if isinstance(init_cfg, list):
-            init_cfg = next((c for c in init_cfg
-                             if c.get('type') == 'Pretrained'), None)
-        if not (isinstance(init_cfg, dict)
-                and init_cfg.get('type') == 'Pretrained'
-                and init_cfg.get('checkpoint')):
-            raise ValueError(
-                'CheckPretrainedBackboneHook: the backbone has no pretrained '
-                'checkpoint: set model.pretrained (MMSeg ViT) or '
-                "model.backbone.init_cfg=dict(type='Pretrained', "
-                'checkpoint=...)')
-        path = init_cfg['checkpoint']
-        state_dict = load_state_dict(path)
-        if init_cfg.get('prefix'):
-            state_dict = strip_prefix(state_dict, init_cfg['prefix'], path)
-        check_backbone_keys(backbone, state_dict,
-                            f'the pretrained checkpoint {path}')
-        resumed = runner._resume or runner._load_from is not None
-        if not resumed:
-            current = backbone.state_dict()
-            differ = sorted(key for key, value in state_dict.items()
-                            if key not in RESIZED_AT_LOAD
-                            and not torch.equal(current[key].cpu(), value))
-            if differ:
-                raise BackboneHandoffError(
-                    f'the backbone does not hold the weights of {path}: '
-                    f'{len(differ)} tensors differ, e.g. {differ[:4]}. Was '
-                    'it loaded by model.backbone.init_cfg?')
-        runner.logger.info(
-            f'Pretrained backbone: all {len(state_dict)} tensors of {path} '
-            'loaded (0 missing, 0 unexpected keys)')
-
-
 def convert_checkpoint(path: str, source: str = 'teacher') -> dict:
     """An ADCLR/DINO checkpoint -> ``{'state_dict': MMSeg ViT tensors,
     'meta': ...}``, ready for ``model.pretrained``."""
@@ -211,7 +161,8 @@ def convert_checkpoint(path: str, source: str = 'teacher') -> dict:
     state_dict = checkpoint.get('state_dict', checkpoint)
     backbone = backbone_state_dict(state_dict, source)
     meta = dict(source=path, network=source,
-                converted_by='ct_mmseg.adclr.handoff.convert_checkpoint')
+                converted_by='ct_mmseg.adclr.checkpoint_conversion.'
+                'convert_checkpoint')
     pretrain_cfg = pretrain_config(checkpoint)
     if pretrain_cfg is not None:
         meta['mmseg_vit_settings'] = mmseg_vit_settings(
