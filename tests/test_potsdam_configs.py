@@ -20,6 +20,7 @@ import os.path as osp
 import sys
 
 import pytest
+import torch
 from e2e_utils import POTSDAM_CLASSES, REPO, run, \
     scalars
 from mmengine.config import Config
@@ -317,23 +318,25 @@ def checkpoint_keys(path):
 
 @pytest.mark.parametrize('model', MODELS)
 def test_ct_checkpoints_hold_the_baseline_plus_the_ct_head(grid, model):
-    """The trained CT models are the baseline + the CT head's projectors;
-    with a baseline auxiliary head (UNetFormer) the auxiliary heads become
-    a list, so the baseline's auxiliary_head.* is auxiliary_head.0.*."""
+    """A trained CT model's checkpoint holds the baseline's state dict under
+    the baseline's names (the plain model loads it), and the CT head's
+    projectors in its ct_mmseg section, under the training model's names:
+    with a baseline auxiliary head (UNetFormer) the auxiliary heads are a
+    list there, so CT is auxiliary_head.1."""
     ckpt = f'iter_{TINY_ITERS}.pth'
     base = checkpoint_keys(osp.join(run_folder(grid, f'{model}_potsdam'),
                                     ckpt))
     has_aux = any(k.startswith('auxiliary_head.') for k in base)
     ct_prefix = 'auxiliary_head.1.' if has_aux else 'auxiliary_head.'
     for variant in ('_ct', '_ct-infonce'):
-        keys = checkpoint_keys(osp.join(
-            run_folder(grid, f'{model}{variant}_potsdam'), ckpt))
-        extra = {k for k in keys if k.startswith(ct_prefix)}
-        assert extra and all(k.startswith(ct_prefix + 'projectors.')
-                             for k in extra)
-        rest = {k.replace('auxiliary_head.0.', 'auxiliary_head.', 1)
-                if has_aux else k for k in keys - extra}
-        assert rest == base
+        path = osp.join(run_folder(grid, f'{model}{variant}_potsdam'), ckpt)
+        assert checkpoint_keys(path) == base
+        section = torch.load(path, map_location='cpu',
+                             weights_only=True)['ct_mmseg']
+        assert section['layout'] == ('single' if has_aux else 'none')
+        assert section['state_dict'] and all(
+            k.startswith(ct_prefix + 'projectors.')
+            for k in section['state_dict'])
 
 
 def test_grid_skips_finished_runs(grid):

@@ -13,7 +13,6 @@ baseline and + CT), end to end through MMSeg's own datasets and tools:
   widths come from the Potsdam tests' child configs (test plumbing only).
 """
 import contextlib
-import importlib.util
 import io
 import json
 import math
@@ -156,16 +155,11 @@ def test_ct_configs_differ_from_baseline_only_in_ct_keys(model, data):
 
 # ------------------------------------------- tiny releases, MMSeg converters
 def isprs_generator():
-    """tools/make_demo_potsdam.py (tools/ is no package): its synthetic
-    ISPRS scenes, whose label colours Vaihingen shares with Potsdam."""
-    name = 'make_demo_potsdam'
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, osp.join(REPO, 'tools', f'{name}.py'))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    """The synthetic ISPRS scenes of the demo data
+    (ct_mmseg.datasets.demo_potsdam), whose label colours Vaihingen shares
+    with Potsdam."""
+    from ct_mmseg.datasets import demo_potsdam
+    return demo_potsdam
 
 
 def scene(seed):
