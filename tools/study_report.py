@@ -7,7 +7,7 @@ one ``tools/run_study.py`` ran) it writes into the study's output folder:
   ``ct/grad_share`` (and the gradient norms) from its log, and per stage the
   mean intra- and inter-class cosine of the backbone's pure-patch tokens on
   ``--num-images`` images of the ``--split`` split (default: the test split),
-  computed with ``tools/plot_embeddings.py``'s functions on the run's final
+  computed with ``ct_mmseg.visualisation``'s functions on the run's final
   checkpoint;
 * ``mechanism.md``: the same, mean ± sample std over seeds per arm;
 * ``val_curves.png``: validation mIoU during training, per arm.
@@ -21,7 +21,6 @@ import os.path as osp
 import sys
 
 HERE = osp.dirname(osp.abspath(__file__))
-sys.path.insert(0, HERE)  # plot_embeddings, a sibling tool
 sys.path.insert(0, osp.dirname(HERE))  # run from a checkout
 
 
@@ -46,7 +45,8 @@ def token_cosines(split, num_images, max_per_class):
     run's dumped config and final checkpoint."""
     import glob
 
-    import plot_embeddings as pe
+    from ct_mmseg.visualisation import embeddings as pe
+    from ct_mmseg.visualisation.similarity import similarity_rows
 
     def cosines(work_dir):
         config = osp.join(work_dir, 'study_test_config.py')
@@ -59,7 +59,7 @@ def token_cosines(split, num_images, max_per_class):
         tokens = pe.collect_tokens(model, cfg, dataset, num_images,
                                    max_per_class, seed=0, space='backbone',
                                    name=osp.basename(work_dir))
-        rows = pe.similarity_rows([tokens])
+        rows = similarity_rows([tokens])
         return [dict(stage=r['stage'], intra=r['intra'], inter=r['inter'])
                 for r in rows if r['cls'] == '(mean over classes)']
     return cosines

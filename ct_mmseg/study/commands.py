@@ -29,15 +29,14 @@ class Launch:
 
 
 def mmseg_tool(name: str) -> str:
-    """Path of MMSeg's bundled ``tools/<name>`` (train.py, test.py)."""
-    import importlib.util
-    spec = importlib.util.find_spec('mmseg')
-    if spec is None or spec.origin is None:
-        raise SystemExit('mmseg is not installed in this environment')
-    path = osp.join(osp.dirname(spec.origin), '.mim', 'tools', name)
-    if not osp.isfile(path):
-        raise SystemExit(f'MMSeg tool not found: {path}')
-    return path
+    """Path of MMSeg's bundled ``tools/<name>`` (train.py, test.py); exits
+    with the reason when it is missing."""
+    from ..mmseg_tools import MMSegToolNotFound
+    from ..mmseg_tools import mmseg_tool as find
+    try:
+        return find(name)
+    except MMSegToolNotFound as error:
+        raise SystemExit(str(error))
 
 
 def launcher_prefix(gpus: int, port: int) -> List[str]:
