@@ -21,37 +21,16 @@ import pytest
 import torch
 from PIL import Image
 
-from e2e_utils import DEMO, REPO, TOOLS, run
+from e2e_utils import REPO, TOOLS, run, tiny_config
 
 ITERS = 2
-# the demo pair, tiny; the test pipeline of inference_model is the
-# config's `test_pipeline`, so it is the dataloaders' too
+# the tiny demo pair of the e2e tests, trained ITERS iterations;
+# inference_model reads the config's top-level `test_pipeline`, so it is
+# set to the dataloaders' pipeline
 TINY = '''
 _base_ = [{base!r}]
-data_root = {data_root!r}
-crop_size = (64, 64)
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(64, 64), keep_ratio=True),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='PackSegInputs')]
-model = dict(
-    data_preprocessor=dict(size=crop_size),
-    backbone=dict(embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 2, 4, 8]),
-    decode_head=dict(in_channels=[16, 32, 64, 128], channels=16),
-    auxiliary_head=dict(in_channels=64, channels=16))
-train_dataloader = dict(batch_size=2, num_workers=0, dataset=dict(
-    data_root=data_root, pipeline=[
-        dict(type='LoadImageFromFile'),
-        dict(type='LoadAnnotations', reduce_zero_label=True),
-        dict(type='RandomCrop', crop_size=crop_size),
-        dict(type='PackSegInputs')]))
-val_dataloader = dict(num_workers=0, dataset=dict(
-    data_root=data_root, pipeline=test_pipeline))
-test_dataloader = val_dataloader
+test_pipeline = _base_.val_dataloader.dataset.pipeline
 train_cfg = dict(max_iters={iters}, val_interval={iters})
-default_hooks = dict(logger=dict(interval=1),
-                     checkpoint=dict(interval={iters}))
 '''
 
 FRESH = r'''
@@ -86,11 +65,10 @@ def trained(demo_data, tmp_path_factory):
     """(root, CT config, baseline config, checkpoint) of a tiny CT run."""
     root = tmp_path_factory.mktemp('inference')
     configs = {}
-    for kind, base in (('ct', 'swin-tiny_upernet_ct_potsdam-demo.py'),
-                       ('base', 'swin-tiny_upernet_potsdam-demo.py')):
-        path = root / f'tiny_{kind}.py'
-        path.write_text(TINY.format(base=osp.join(DEMO, base),
-                                    data_root=demo_data, iters=ITERS))
+    for kind, ct in (('ct', True), ('base', False)):
+        path = root / f'inference_{kind}.py'
+        path.write_text(TINY.format(base=tiny_config(root, demo_data, ct),
+                                    iters=ITERS))
         configs[kind] = str(path)
     run([sys.executable, osp.join(TOOLS, 'train.py'), configs['ct'],
          '--work-dir', root / 'work'], cwd=root)
