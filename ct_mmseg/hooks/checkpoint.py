@@ -3,6 +3,7 @@ from mmengine.hooks import Hook
 
 from .. import checkpoint_format
 from ..config_injection import LAYOUT_KEY
+from ..export import config_layout
 from ..registry import HOOKS
 from .statistics import unwrap
 
@@ -36,9 +37,7 @@ class CTCheckpointHook(Hook):
             checkpoint_format.write_plain(checkpoint, model, layout)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        model = unwrap(runner.model)
-        layout = runner.cfg.get(LAYOUT_KEY)
-        if layout is None and 'model' in runner.cfg:
-            layout = checkpoint_format.auxiliary_layout(
-                runner.cfg.model.get('auxiliary_head'))
-        checkpoint_format.read_plain(checkpoint, model, layout)
+        layout = config_layout(runner.cfg) if 'model' in runner.cfg \
+            else runner.cfg.get(LAYOUT_KEY)
+        checkpoint_format.read_plain(checkpoint, unwrap(runner.model),
+                                     layout)
