@@ -5,6 +5,7 @@ running a tool, making the demo data and reading MMEngine's logs.
 """
 import glob
 import json
+import math
 import os
 import os.path as osp
 import socket
@@ -66,6 +67,16 @@ def scalars(work_dir) -> List[dict]:
     return records
 
 
+# The tiny configs' training data: random 64 px crops of ``data_root`` (a
+# config text that defines ``data_root`` and ``crop_size``).
+TINY_TRAIN_DATALOADER = '''\
+train_dataloader = dict(batch_size=2, num_workers=0, dataset=dict(
+    data_root=data_root, pipeline=[
+        dict(type='LoadImageFromFile'),
+        dict(type='LoadAnnotations', reduce_zero_label=True),
+        dict(type='RandomCrop', crop_size=crop_size),
+        dict(type='PackSegInputs')]))
+'''
 TINY = '''
 _base_ = [{base!r}]
 data_root = {data_root!r}
@@ -75,12 +86,7 @@ model = dict(
     backbone=dict(embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 2, 4, 8]),
     decode_head=dict(in_channels=[16, 32, 64, 128], channels=16),
     auxiliary_head=dict(in_channels=64, channels=16))
-train_dataloader = dict(batch_size=2, num_workers=0, dataset=dict(
-    data_root=data_root, pipeline=[
-        dict(type='LoadImageFromFile'),
-        dict(type='LoadAnnotations', reduce_zero_label=True),
-        dict(type='RandomCrop', crop_size=crop_size),
-        dict(type='PackSegInputs')]))
+''' + TINY_TRAIN_DATALOADER + '''\
 val_dataloader = dict(num_workers=0, dataset=dict(
     data_root=data_root, pipeline=[
         dict(type='LoadImageFromFile'),
@@ -210,3 +216,61 @@ def train_on_two_gloo_ranks(config, work_dir, tmp_path
         with open(osp.join(probe_dir, f'rank{rank}.jsonl')) as f:
             records += [json.loads(line) for line in f.read().splitlines()]
     return records, log
+
+
+# What the two-rank tests add to the tiny CT config: ``{iters}`` iterations
+# (a checkpoint at the end), gloo, CT's statistics hook and the rank probe.
+TWO_RANK_CT_CONFIG = '''
+_base_ = [{base!r}]
+train_cfg = dict(max_iters={iters}, val_interval=1000)
+default_hooks = dict(checkpoint=dict(interval={iters}))
+env_cfg = dict(dist_cfg=dict(backend='gloo'))
+custom_hooks = [dict(type='ct_mmseg.ContrastiveTransformerHook'),
+                dict(type='RankProbeHook')]
+'''
+
+
+def train_tiny_ct_on_two_gloo_ranks(extra, name, data_root, tmp_path,
+                                    iters) -> Tuple[str, List[dict], str]:
+    """:func:`train_on_two_gloo_ranks` of the tiny CT config with
+    :data:`TWO_RANK_CT_CONFIG` and ``extra`` (config text: the wrapper or
+    the strategy) on top, written as ``tmp_path/name``.
+
+    Returns:
+        tuple: the work_dir, the probe records of both ranks and the
+        launch's stdout + stderr.
+    """
+    cfg = tmp_path / name
+    cfg.write_text(TWO_RANK_CT_CONFIG.format(
+        base=tiny_config(tmp_path, data_root), iters=iters) + extra)
+    work = tmp_path / 'work'
+    probes, log = train_on_two_gloo_ranks(cfg, work, tmp_path)
+    return work, probes, log
+
+
+def check_two_rank_ct_training(probes, iters) -> Tuple[dict, dict]:
+    """What a CT run on two ranks must show in its probe records: both ranks
+    probed before and after training; each ran ``iters`` iterations with
+    finite, non-negative CT losses of all four stages; the ranks' weights
+    were identical before and after training (one model), and training
+    moved them.
+
+    Returns:
+        tuple: ``{rank: probe before training}`` and ``{rank: [CT losses of
+        each iteration]}``.
+    """
+    before = {p['rank']: p for p in probes if p['event'] == 'before'}
+    after = {p['rank']: p for p in probes if p['event'] == 'after'}
+    assert sorted(before) == sorted(after) == [0, 1]
+    per_rank = {rank: [p['ct'] for p in probes
+                       if p['event'] == 'iter' and p['rank'] == rank]
+                for rank in (0, 1)}
+    for rank, records in per_rank.items():
+        assert len(records) == iters, rank
+        for record in records:
+            assert sorted(record) == [f'aux_1.loss_ct_s{i}' for i in range(4)]
+            assert all(math.isfinite(v) and v >= 0 for v in record.values())
+    assert before[0]['params'] == before[1]['params']
+    assert after[0]['params'] == after[1]['params']
+    assert after[0]['params'] != before[0]['params']
+    return before, per_rank

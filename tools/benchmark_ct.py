@@ -85,6 +85,12 @@ def parse_args(argv=None):
                         'as in real batches; see realistic_gt)')
     parser.add_argument('--ct-mode', choices=('cl', 'infonce'), default=None,
                         help="override ct_head.loss_decode.mode")
+    parser.add_argument('--ct-options', nargs='+', action=DictAction,
+                        default={}, help='ct_head options of the CT model, '
+                        'e.g. memory_size=512 positive_purity=0.75')
+    parser.add_argument('--against', choices=('baseline', 'ct'),
+                        default='baseline', help="reference model: the "
+                        "baseline, or CT at the config's settings")
     parser.add_argument('--dtype', choices=sorted(DTYPES), default='fp32',
                         help='autocast dtype of the training step')
     parser.add_argument('--steps', type=int, default=20,

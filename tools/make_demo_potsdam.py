@@ -16,9 +16,8 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)  # run from a checkout without installing
 
-# make_tile: tests/test_rs_configs.py loads this file by path for it
-from ct_mmseg.datasets.demo_potsdam import (  # noqa: E402,F401
-    TRAIN_IDS, VAL_IDS, make_tile, write_demo_potsdam)
+from ct_mmseg.datasets.demo_potsdam import (  # noqa: E402
+    TRAIN_IDS, VAL_IDS, write_demo_potsdam)
 
 
 def parse_args(argv=None):

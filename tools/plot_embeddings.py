@@ -35,8 +35,6 @@ if REPO not in sys.path:
 
 from ct_mmseg.visualisation.embedding_maps import (  # noqa: E402
     embed_model, plot_models)
-# load_model, build_dataset, collect_tokens, similarity_rows: also read from
-# this file by tools/study_report.py (through sys.path)
 from ct_mmseg.visualisation.embeddings import (  # noqa: E402
     build_dataset, collect_tokens, load_model)
 from ct_mmseg.visualisation.similarity import (  # noqa: E402

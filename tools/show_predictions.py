@@ -1,5 +1,5 @@
 """Draw image | ground truth | prediction for held-out images, with the
-per-class IoU table (ct_mmseg.prediction_figure does the work).
+per-class IoU table (ct_mmseg.visualisation.prediction_figure does the work).
 
     python tools/show_predictions.py work_dirs/demo/test/pred \\
         --img-dir data/dubai_mini/img_dir/test_whole \\
@@ -25,7 +25,7 @@ try:
 except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
     import ct_mmseg  # noqa: F401
-from ct_mmseg.prediction_figure import draw_prediction_figure
+from ct_mmseg.visualisation.prediction_figure import draw_prediction_figure
 
 
 def parse_args(argv=None):

@@ -1,5 +1,9 @@
 """The default benchmark: baseline vs CT, training step, memory, inference.
 
+With ``--against ct`` the reference is CT at the config's head settings and
+the other model CT with ``--ct-options``: the cost of an option on top of
+CT.
+
 One MMSeg config is built twice in one process (:mod:`.models`), then
 
 * **training step time** (forward + backward + optimizer step, the config's
@@ -10,11 +14,11 @@ One MMSeg config is built twice in one process (:mod:`.models`), then
   state (:mod:`.memory`);
 * **inference**: parameters of the modules that run in ``model.predict``,
   its matmul/conv FLOPs on one image and whether both models predict
-  exactly the same logits (:func:`ct_mmseg.analysis.inference_cost`).
+  exactly the same logits (:func:`ct_mmseg.inference_cost.inference_cost`).
 """
 import torch
 
-from ..analysis import inference_cost
+from ..inference_cost import inference_cost
 from .memory import step_memory
 from .models import (build_optimizer, build_pair, ct_head_of, decode_classes,
                      load_config)
@@ -66,7 +70,8 @@ def benchmark(args):
     Args:
         args (Namespace): ``tools/benchmark_ct.py``'s arguments (config,
             cfg_options, img_size, batch_size, classes_per_image, ct_mode,
-            dtype, steps, warmup, device, seed, no_memory, profile, out).
+            dtype, steps, warmup, device, seed, no_memory, profile, out,
+            and optionally ct_options and against).
 
     Returns:
         dict: the result written to JSON.
@@ -74,8 +79,10 @@ def benchmark(args):
     device = pick_device(args.device)
     amp_dtype = DTYPES[args.dtype]
     cfg = load_config(args.config, args.cfg_options)
+    ct_options = getattr(args, 'ct_options', None) or {}
+    against = getattr(args, 'against', 'baseline')
     models = dict(zip(NAMES, build_pair(cfg, device, args.seed,
-                                        args.ct_mode)))
+                                        args.ct_mode, ct_options, against)))
     num_classes = decode_classes(cfg)
     inputs, samples = make_batch(args.batch_size, args.img_size, num_classes,
                                  device, args.seed, args.classes_per_image)
@@ -86,6 +93,9 @@ def benchmark(args):
              for name, model in models.items()}
     result = run_header(args, num_classes, int(present.numel()),
                         ct_head_of(models['ct']).loss_decode.mode, device)
+    # 'baseline' names the reference role: CT at the config's settings
+    # when against == 'ct'
+    result.update(reference=against, ct_options=ct_options)
 
     # inference first, on fresh weights: identical by construction
     infer, logits = {}, {}

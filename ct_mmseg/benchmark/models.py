@@ -10,6 +10,7 @@ baseline's state dict (:func:`shared_state`); only the CT head's
 projections are its own.
 """
 import copy
+import inspect
 
 import torch
 
@@ -25,14 +26,17 @@ def load_config(path, options):
     return cfg
 
 
-def model_configs(cfg, ct_mode=None):
+def model_configs(cfg, ct_mode=None, ct_options=None):
     """(baseline model config, CT model config) of one MMSeg config.
 
-    ``ct_mode`` ('cl' or 'infonce') overrides ``ct_head.loss_decode.mode``.
+    ``ct_mode`` ('cl' or 'infonce') overrides ``ct_head.loss_decode.mode``;
+    ``ct_options`` (dict) sets other keys of ``ct_head`` (e.g.
+    ``{'memory_size': 512}``).
     """
     from mmengine.config import Config
 
     from ..config_injection import _is_ct_head, add_ct_to_config
+    from ..models import ContrastiveTransformerHead
     baseline = copy.deepcopy(cfg.model)
     aux = baseline.get('auxiliary_head')
     if isinstance(aux, (list, tuple)) and any(_is_ct_head(h) for h in aux):
@@ -47,6 +51,12 @@ def model_configs(cfg, ct_mode=None):
         loss['mode'] = ct_mode
         if ct_mode != 'cl':  # a CL-only option of reproduction configs
             loss.pop('pair_selection', None)
+    for key, value in (ct_options or {}).items():
+        if key not in inspect.signature(
+                ContrastiveTransformerHead.__init__).parameters:
+            raise ValueError(f'--ct-options: {key!r} is not an option of '
+                             'ContrastiveTransformerHead')
+        ct_cfg.ct_head[key] = value
     add_ct_to_config(ct_cfg)
     return baseline, ct_cfg.model
 
@@ -71,15 +81,25 @@ def shared_state(baseline, ct_model):
     return mapped
 
 
-def build_pair(cfg, device, seed, ct_mode=None):
-    """[baseline, CT model] of ``cfg`` in train mode on ``device``, the CT
-    model loaded with the baseline's weights (SyncBN turned into BN: one
-    process, no process group, as MMEngine does)."""
+def build_pair(cfg, device, seed, ct_mode=None, ct_options=None,
+               against='baseline'):
+    """[reference, CT model] of ``cfg`` in train mode on ``device``, the CT
+    model loaded with the reference's weights (SyncBN turned into BN: one
+    process, no process group, as MMEngine does).
+
+    The reference is the baseline (``against='baseline'``) or CT at the
+    config's own head settings (``against='ct'``: what ``ct_options``
+    cost on top of CT)."""
     from mmengine.model import revert_sync_batchnorm
     from mmseg.registry import MODELS
 
     from ..models import ContrastiveTransformerHead
-    base_cfg, ct_cfg = model_configs(cfg, ct_mode)
+    if against not in ('baseline', 'ct'):
+        raise ValueError(f"against must be 'baseline' or 'ct', not "
+                         f'{against!r}')
+    base_cfg, ct_cfg = model_configs(cfg, ct_mode, ct_options)
+    if against == 'ct':
+        base_cfg = model_configs(cfg, ct_mode)[1]
     torch.manual_seed(seed)
     baseline = MODELS.build(base_cfg)
     ct_model = MODELS.build(ct_cfg)

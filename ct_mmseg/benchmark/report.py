@@ -34,6 +34,9 @@ def _print_header(result):
     print(f"\nconfig {result['config']}  device {result['device']}  "
           f"{result['img_size']} px, batch {result['batch_size']}, "
           f"{result['dtype']}, {result['steps']} steps each, interleaved")
+    if result.get('reference') == 'ct':
+        print("'baseline' below is CT at the config's settings, 'CT' is CT "
+              f"with {result.get('ct_options')}")
     if r.get('step_time_paired') is not None:
         print(f"step time CT/base, median over the interleaved pairs: "
               f"{r['step_time_paired']:.4f}")

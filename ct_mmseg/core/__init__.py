@@ -10,6 +10,8 @@ from .patch_labels import (PatchMasks, align_gt_to_grid, check_labels,
                            classes_present, patch_class_presence, patch_masks,
                            StageLabels, stage_classes_present, stage_labels,
                            stage_patch_masks, stage_positive_counts)
+from .purity import (check_purity, majority_positive_counts,
+                     majority_positive_masks, stage_majority_labels)
 from .reduction import (CLIP_MODES, clip_stage_losses, masked_mean,
                         stage_loss)
 from .projection import (gather_tokens, mlp_linears, project_tokens,
@@ -29,3 +31,5 @@ __all__ = [
     'project_tokens', 'projected_tokens', 'projects_every_token',
     'scatter_tokens'
 ]
+__all__ += ['check_purity', 'majority_positive_counts',
+            'majority_positive_masks', 'stage_majority_labels']

@@ -4,13 +4,20 @@ Both losses return one value per class (shape (K,)) plus a mask of the
 classes that had enough samples to count. Inactive classes give exactly 0
 through masking (never by dropping tensors), so the autograd graph always
 reaches every embedding and no NaN can appear from empty means.
+
+Both losses optionally take :class:`MemoryPartners`, entries of a
+cross-image memory (see :mod:`.memory`). Memory entries are only ever
+partners of the batch's positives (the anchors), never paired with each
+other, and they receive no gradient.
 """
-from typing import NamedTuple
+from typing import NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 
-from .mining import hard_infonce_triplets, hard_negative_pairs, hard_positive_pairs
+from .mining import (Pairs, _keep_first, aligned_pairs, half_split_pairs,
+                     hard_infonce_triplets, hard_negative_pairs,
+                     hard_positive_pairs, select_pairs)
 from .reduction import masked_mean
 
 CL_FORMS = ('soft_ce', 'bce')
@@ -35,6 +42,55 @@ class ClassLosses(NamedTuple):
     positive_pairs: torch.Tensor
     positive_cosine: torch.Tensor
     negative_cosine: torch.Tensor
+
+
+class MemoryPartners(NamedTuple):
+    """Memory entries partnering the batch's positives of each class.
+
+    Attributes:
+        positives (Tensor): (K, L, D) L2-normalised entries of class k from
+            earlier iterations, valid rows first.
+        num_positives (Tensor): long (K,), valid rows of ``positives``.
+        negatives (Tensor): (K, W, D) L2-normalised entries of other classes,
+            valid rows first.
+        num_negatives (Tensor): long (K,), valid rows of ``negatives``.
+
+    The losses detach them: the memory receives no gradient.
+    """
+    positives: torch.Tensor
+    num_positives: torch.Tensor
+    negatives: torch.Tensor
+    num_negatives: torch.Tensor
+
+
+def _memory_like(memory: MemoryPartners, positives: torch.Tensor
+                 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                            torch.Tensor]:
+    """``memory`` checked against the (K, M, D) batch positives, detached,
+    in their dtype and on their device."""
+    num_classes, _, dim = positives.shape
+    checked = []
+    for name, value, is_count in zip(
+            ('positives', 'num_positives', 'negatives', 'num_negatives'),
+            memory, (False, True, False, True)):
+        if not isinstance(value, torch.Tensor):
+            raise ValueError(f'memory.{name} must be a torch.Tensor, got '
+                             f'{type(value).__name__}')
+        shape = tuple(value.shape)
+        if is_count:
+            if shape != (num_classes,) or value.dtype.is_floating_point:
+                raise ValueError(f'memory.{name} must be an integer tensor of '
+                                 f'shape ({num_classes},), got {shape} '
+                                 f'{value.dtype}')
+            checked.append(value.to(positives.device, torch.long))
+        else:
+            if len(shape) != 3 or shape[0] != num_classes or shape[2] != dim:
+                raise ValueError(f'memory.{name} must have shape '
+                                 f'({num_classes}, *, {dim}) like the batch '
+                                 f'positives, got {shape}')
+            checked.append(value.detach().to(positives.device,
+                                              positives.dtype))
+    return tuple(checked)
 
 
 def cl_pair_loss(cosine: torch.Tensor, same_class: bool,
@@ -80,12 +136,20 @@ def cl_class_losses(positives: torch.Tensor, num_positives: torch.Tensor,
                     min_positives: int = 5, min_negatives: int = 5,
                     min_positives_for_pairs: int = 10,
                     form: str = 'soft_ce',
-                    pair_selection: str = 'hardest') -> ClassLosses:
+                    pair_selection: str = 'hardest',
+                    memory: Optional[MemoryPartners] = None) -> ClassLosses:
     """CL per class: hard anchor-negative pairs + hard positive pairs.
 
     Loss of class k = mean over kept negative pairs (target 0) + mean over
-    kept positive pairs (target 1; 0 when the class has fewer than
-    ``min_positives_for_pairs`` positives).
+    kept positive pairs (target 1; 0 when the class has none).
+
+    Negative pairs: positive i with negative i, i < min(n_pos, n_neg).
+    Positive pairs: the half split (positive i with positive i + n_pos // 2)
+    when n_pos >= ``min_positives_for_pairs``. With ``memory``, each set
+    also holds positive i with memory negative i, i < min(n_pos, n_memneg),
+    resp. positive i with memory positive i, i < min(n_pos, n_mempos), and
+    hard mining runs over each union. A class counts when n_pos >=
+    ``min_positives`` and n_neg (+ n_memneg) >= ``min_negatives``.
 
     Args:
         positives, negatives (Tensor): (K, M, D) L2-normalised embeddings,
@@ -99,17 +163,60 @@ def cl_class_losses(positives: torch.Tensor, num_positives: torch.Tensor,
         pair_selection (str): 'hardest' (the paper's text: the most similar
             negative pairs and the least similar positive pairs) or 'random'
             (the authors' code as shipped, whose sort runs over a size-1
-            dimension and so keeps a random subset of the same size).
+            dimension and so keeps a random subset of the same size). Over
+            a union with memory pairs, 'random' keeps the first valid pairs
+            in slot order: the batch pairs, then the memory pairs.
+        memory (MemoryPartners, optional): memory entries, K as the batch.
 
     Returns:
         ClassLosses
     """
+    if memory is not None:
+        return _cl_with_memory(
+            positives, num_positives, negatives, num_negatives, memory,
+            hard_fraction, label_smoothing, min_positives, min_negatives,
+            min_positives_for_pairs, form, pair_selection)
     active = (num_positives >= min_positives) & (num_negatives >= min_negatives)
     num_neg_pairs = torch.minimum(num_positives, num_negatives)
     neg = hard_negative_pairs(positives, negatives, num_neg_pairs,
                               hard_fraction, pair_selection)
     pos = hard_positive_pairs(positives, num_positives, hard_fraction,
                               min_positives_for_pairs, pair_selection)
+    return _cl_from_pairs(neg, pos, active, label_smoothing, form)
+
+
+def _cl_with_memory(positives, num_positives, negatives, num_negatives,
+                    memory, hard_fraction, label_smoothing, min_positives,
+                    min_negatives, min_positives_for_pairs, form,
+                    pair_selection) -> ClassLosses:
+    """:func:`cl_class_losses` with memory partners (same arguments)."""
+    mem_pos, mem_num_pos, mem_neg, mem_num_neg = _memory_like(memory,
+                                                              positives)
+    active = ((num_positives >= min_positives) &
+              (num_negatives + mem_num_neg >= min_negatives))
+    # negative pairs: (pos_i, neg_i) then (pos_i, memneg_i)
+    batch_sim, batch_valid = aligned_pairs(
+        positives, negatives, torch.minimum(num_positives, num_negatives))
+    memory_sim, memory_valid = aligned_pairs(
+        positives, mem_neg, torch.minimum(num_positives, mem_num_neg))
+    neg = select_pairs(torch.cat([batch_sim, memory_sim], 1),
+                       torch.cat([batch_valid, memory_valid], 1),
+                       hard_fraction, pair_selection, most_similar=True)
+    # positive pairs: the half split then (pos_i, mempos_i)
+    split_sim, half = half_split_pairs(positives, num_positives,
+                                       min_positives_for_pairs)
+    memory_sim, memory_valid = aligned_pairs(
+        positives, mem_pos, torch.minimum(num_positives, mem_num_pos))
+    pos = select_pairs(
+        torch.cat([split_sim, memory_sim], 1),
+        torch.cat([_keep_first(half, split_sim.shape[1]), memory_valid], 1),
+        hard_fraction, pair_selection, most_similar=False)
+    return _cl_from_pairs(neg, pos, active, label_smoothing, form)
+
+
+def _cl_from_pairs(neg: Pairs, pos: Pairs, active: torch.Tensor,
+                   label_smoothing: float, form: str) -> ClassLosses:
+    """The CL class losses of the kept negative and positive pairs."""
     neg_loss = masked_mean(
         cl_pair_loss(neg.similarity, False, label_smoothing, form), neg.keep)
     pos_loss = masked_mean(
@@ -180,7 +287,9 @@ def infonce_class_losses(positives: torch.Tensor, num_positives: torch.Tensor,
                          negatives: torch.Tensor, num_negatives: torch.Tensor,
                          temperature: float = 0.1, hard_fraction: float = 0.5,
                          min_positives: int = 10,
-                         min_negatives: int = 10) -> ClassLosses:
+                         min_negatives: int = 10,
+                         memory: Optional[MemoryPartners] = None
+                         ) -> ClassLosses:
     """InfoNCE per class with the authors' hard positive-negative sampling.
 
     For class k: queries and positive keys come from the hardest kept
@@ -189,37 +298,85 @@ def infonce_class_losses(positives: torch.Tensor, num_positives: torch.Tensor,
     loss is the cross-entropy of picking the positive key, averaged over
     queries.
 
+    With ``memory``, the shared negatives are the kept negatives and every
+    valid memory negative of k, and besides the (query, key) terms there is
+    a term (query i, memory positive i) for i < min(n_queries, n_mempos)
+    with the same negatives; the class loss is the mean over all terms. A
+    class counts when n_pos >= ``min_positives`` and n_neg (+ n_memneg) >=
+    ``min_negatives``. Queries come from positive-negative pairs of the
+    batch, so a class without batch negatives has no term (loss 0).
+
     Args:
         positives, negatives (Tensor): (K, M, D) L2-normalised embeddings.
         num_positives, num_negatives (Tensor): long (K,), valid slots.
         temperature (float): softmax temperature, > 0.
         hard_fraction (float): fraction of pairs kept by hard mining.
         min_positives, min_negatives (int): a class with fewer is skipped.
+        memory (MemoryPartners, optional): memory entries, K as the batch.
 
     Returns:
         ClassLosses
     """
+    if memory is not None:
+        return _infonce_with_memory(
+            positives, num_positives, negatives, num_negatives, memory,
+            temperature, hard_fraction, min_positives, min_negatives)
     active = (num_positives >= min_positives) & (num_negatives >= min_negatives)
     num_pairs = torch.minimum(num_positives, num_negatives)
     triplets = hard_infonce_triplets(positives, negatives, num_pairs,
                                      hard_fraction)
     query_valid = triplets.query_valid & active.unsqueeze(1)
-    neg_valid = triplets.negative_valid
+    return _infonce_from_terms(triplets.queries, triplets.keys, query_valid,
+                               triplets.negatives, triplets.negative_valid,
+                               active, temperature)
+
+
+def _infonce_with_memory(positives, num_positives, negatives, num_negatives,
+                         memory, temperature, hard_fraction, min_positives,
+                         min_negatives) -> ClassLosses:
+    """:func:`infonce_class_losses` with memory partners (same arguments)."""
+    mem_pos, mem_num_pos, mem_neg, mem_num_neg = _memory_like(memory,
+                                                              positives)
+    active = ((num_positives >= min_positives) &
+              (num_negatives + mem_num_neg >= min_negatives))
+    num_pairs = torch.minimum(num_positives, num_negatives)
+    triplets = hard_infonce_triplets(positives, negatives, num_pairs,
+                                     hard_fraction)
+    # extra terms (query_i, mempos_i): at most min(Q, L) can be valid
+    extra = min(triplets.queries.shape[1], mem_pos.shape[1])
+    num_extra = torch.minimum(triplets.query_valid.sum(1), mem_num_pos)
+    queries = torch.cat([triplets.queries, triplets.queries[:, :extra]], 1)
+    keys = torch.cat([triplets.keys, mem_pos[:, :extra]], 1)
+    query_valid = torch.cat([triplets.query_valid,
+                             _keep_first(num_extra, extra)], 1)
+    negs = torch.cat([triplets.negatives, mem_neg], 1)
+    neg_valid = torch.cat([triplets.negative_valid,
+                           _keep_first(mem_num_neg, mem_neg.shape[1])], 1)
+    return _infonce_from_terms(queries, keys,
+                               query_valid & active.unsqueeze(1), negs,
+                               neg_valid, active, temperature)
+
+
+def _infonce_from_terms(queries: torch.Tensor, keys: torch.Tensor,
+                        query_valid: torch.Tensor, negatives: torch.Tensor,
+                        neg_valid: torch.Tensor, active: torch.Tensor,
+                        temperature: float) -> ClassLosses:
+    """The InfoNCE class losses of (K, Q, D) query-key terms (``query_valid``
+    already masked by ``active``) sharing (K, P, D) negatives."""
     # Scale the (K, Q, D) queries rather than the (K, Q, P) logits: one
     # (K, Q, P) tensor is all the loss keeps for backward.
-    queries = triplets.queries / temperature
+    scaled = queries / temperature
     # -log softmax([pos, neg...])[0] = logsumexp([pos, neg...]) - pos
-    per_query = _InfoNCEQueryLoss.apply(queries, triplets.keys,
-                                        triplets.negatives, neg_valid)
+    per_query = _InfoNCEQueryLoss.apply(scaled, keys, negatives, neg_valid)
     loss = masked_mean(per_query, query_valid)
     pairs = query_valid.sum(1) * (1 + neg_valid.sum(1))
     with torch.no_grad():
         # mean cosine over valid (query, negative) pairs without a (K, Q, P)
         # temporary: the mean of q.n over pairs is (sum q).(sum n) / (|q||n|)
         pair_count = (query_valid.sum(1) * neg_valid.sum(1)).clamp(min=1)
-        query_sum = (triplets.queries * query_valid.unsqueeze(-1)).sum(1)
-        negative_sum = (triplets.negatives * neg_valid.unsqueeze(-1)).sum(1)
-        positive_cosine = (triplets.queries * triplets.keys).sum(-1)
+        query_sum = (queries * query_valid.unsqueeze(-1)).sum(1)
+        negative_sum = (negatives * neg_valid.unsqueeze(-1)).sum(1)
+        positive_cosine = (queries * keys).sum(-1)
         stats = (masked_mean(positive_cosine, query_valid),
                  (query_sum * negative_sum).sum(-1) / pair_count)
     return ClassLosses(torch.where(active, loss, torch.zeros_like(loss)),

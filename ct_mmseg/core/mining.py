@@ -5,7 +5,7 @@ All functions work on every class at once: tensors carry a leading class axis
 marking which slots are real. Shapes never depend on the data, so there is no
 host-device synchronisation and memory stays flat whatever the image size.
 """
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Tuple
 
 import torch
 
@@ -129,6 +129,88 @@ def hard_negative_pairs(anchors: torch.Tensor, negatives: torch.Tensor,
     return Pairs(similarity.masked_fill(~keep, 0.0), keep)
 
 
+def half_split_pairs(positives: torch.Tensor, num_positives: torch.Tensor,
+                     min_positives: int = 10
+                     ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Cosine of each positive pair of the half split, before mining.
+
+    Positive i of the first half is paired with positive ``i + n // 2``, for
+    i < n // 2 (no pair when n < ``min_positives``).
+
+    Args:
+        positives (Tensor): (K, M, D) L2-normalised, valid slots first.
+        num_positives (Tensor): long (K,), valid positives per class.
+        min_positives (int): classes with fewer positives get no pairs.
+
+    Returns:
+        tuple: float (K, M // 2), the cosine of each pair slot, and long
+        (K,), the number of real pairs (slots < it are real).
+    """
+    width = positives.shape[1] // 2
+    half = torch.where(num_positives >= min_positives, num_positives // 2,
+                       torch.zeros_like(num_positives))
+    partner = torch.arange(width, device=positives.device).unsqueeze(0)
+    # i + half < 2 * half <= M for every valid pair; the clamp only guards
+    # the (masked) invalid slots
+    partner = (partner + half.unsqueeze(1)).clamp(
+        max=max(positives.shape[1] - 1, 0))
+    partners = take_rows(positives, partner)
+    return (positives[:, :width] * partners).sum(dim=-1), half
+
+
+def aligned_pairs(anchors: torch.Tensor, partners: torch.Tensor,
+                  num_pairs: torch.Tensor
+                  ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Cosine of anchor i with partner i, for the i that can be real.
+
+    Args:
+        anchors (Tensor): (K, M, D) L2-normalised, valid slots first.
+        partners (Tensor): (K, W, D) L2-normalised, valid slots first.
+        num_pairs (Tensor): long (K,), real pairs per class (<= min(M, W)).
+
+    Returns:
+        tuple: float (K, min(M, W)), the cosines, and bool (K, min(M, W)),
+        slot i < ``num_pairs``.
+    """
+    width = min(anchors.shape[1], partners.shape[1])
+    similarity = (anchors[:, :width] * partners[:, :width]).sum(dim=-1)
+    return similarity, _keep_first(num_pairs, width)
+
+
+def select_pairs(similarity: torch.Tensor, valid: torch.Tensor,
+                 hard_fraction: float = 0.5, selection: str = 'hardest',
+                 most_similar: bool = True) -> Pairs:
+    """Keep ``kept_count(valid.sum(1), hard_fraction)`` of the valid pairs.
+
+    The valid pairs need not be a prefix (a union of pair sets is
+    several prefixes side by side).
+
+    Args:
+        similarity (Tensor): float (K, P), cosine of each pair slot.
+        valid (Tensor): bool (K, P), the slot holds a real pair.
+        hard_fraction (float): fraction of the valid pairs kept.
+        selection (str): ``'hardest'``: the most similar pairs
+            (``most_similar=True``, for negative pairs) or the least similar
+            (``most_similar=False``, for positive pairs), sorted so that the
+            kept pairs come first; ``'random'``: the first valid pairs in
+            slot order, in place (``keep = valid & cumsum(valid) <= kept``).
+        most_similar (bool): see ``selection``.
+
+    Returns:
+        Pairs: (K, P); keep marks the kept pairs.
+    """
+    _check_selection(selection)
+    kept = kept_count(valid.sum(dim=1), hard_fraction)
+    if selection == 'hardest':
+        padding = float('-inf') if most_similar else float('inf')
+        similarity = similarity.masked_fill(~valid, padding)
+        similarity, _ = similarity.sort(dim=1, descending=most_similar)
+        keep = _keep_first(kept, similarity.shape[1])
+    else:
+        keep = valid & (valid.long().cumsum(dim=1) <= kept.unsqueeze(1))
+    return Pairs(similarity.masked_fill(~keep, 0.0), keep)
+
+
 def hard_positive_pairs(positives: torch.Tensor, num_positives: torch.Tensor,
                         hard_fraction: float = 0.5,
                         min_positives: int = 10,
@@ -151,16 +233,9 @@ def hard_positive_pairs(positives: torch.Tensor, num_positives: torch.Tensor,
         Pairs: (K, M // 2); keep marks the kept pairs, which come first.
     """
     _check_selection(selection)
-    width = positives.shape[1] // 2
-    half = torch.where(num_positives >= min_positives, num_positives // 2,
-                       torch.zeros_like(num_positives))
-    partner = torch.arange(width, device=positives.device).unsqueeze(0)
-    # i + half < 2 * half <= M for every valid pair; the clamp only guards
-    # the (masked) invalid slots
-    partner = (partner + half.unsqueeze(1)).clamp(
-        max=max(positives.shape[1] - 1, 0))
-    partners = take_rows(positives, partner)
-    similarity = (positives[:, :width] * partners).sum(dim=-1)
+    similarity, half = half_split_pairs(positives, num_positives,
+                                        min_positives)
+    width = similarity.shape[1]
     if selection == 'hardest':
         valid = _keep_first(half, width)
         similarity = similarity.masked_fill(~valid, float('inf'))

@@ -9,7 +9,7 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
 from ..models import ContrastiveTransformerHead
-from ..models.ct_head import StepStats
+from ..models.step_stats import StepStats
 from ..registry import HOOKS
 
 
@@ -24,6 +24,8 @@ class _Sums(NamedTuple):
     had_pos_pairs: torch.Tensor  # steps with same-class pairs
     had_neg_pairs: torch.Tensor  # steps with different-class pairs
     no_pos: torch.Tensor  # steps where a present class had no positive
+    gained_pos: torch.Tensor  # positives made by the purity threshold
+    memory_fill: torch.Tensor  # entries the memory held after the step
 
     @classmethod
     def of_step(cls, stats: StepStats, present: torch.Tensor) -> '_Sums':
@@ -34,7 +36,9 @@ class _Sums(NamedTuple):
             # the cosine means count only in steps that had such pairs
             had_pos_pairs=(stats.positive_pairs > 0).float(),
             had_neg_pairs=(stats.pairs > stats.positive_pairs).float(),
-            no_pos=((stats.positives == 0) & present.unsqueeze(0)).float())
+            no_pos=((stats.positives == 0) & present.unsqueeze(0)).float(),
+            gained_pos=stats.gained_positives,
+            memory_fill=stats.memory_fill)
 
     def __add__(self, other: '_Sums') -> '_Sums':
         return _Sums(*(a + b for a, b in zip(self, other)))
@@ -63,10 +67,15 @@ class ContrastiveTransformerHook(Hook):
       the same-class and different-class pairs used;
     - ``ct_s{i}/no_pos``: the fraction of (step, class present in the GT)
       where the class had no positive patch at this stage. Small classes such
-      as cars at the coarse stages show up here.
+      as cars at the coarse stages show up here;
+    - ``ct_s{i}/gained_pos``: positives per step that only the head's
+      ``positive_purity`` < 1 made (0 at the paper's pure patches);
+    - ``ct_s{i}/memory_fill``: entries the cross-image memory held after the
+      step (all classes; 0 without ``memory_size``).
 
     With ``per_class=True``, the same figures are also written per class as
-    ``ct_s{i}/{class}/{pos,neg,pairs,cos_pos,cos_neg,no_pos}``.
+    ``ct_s{i}/{class}/{name}``, ``name`` one of ``pos``, ``neg``, ``pairs``,
+    ``cos_pos``, ``cos_neg``, ``no_pos``, ``gained_pos``, ``memory_fill``.
 
     Over all stages:
 
@@ -219,7 +228,9 @@ def _figures(sums: _Sums, present: torch.Tensor, steps: int,
         pairs=total(sums.pairs) / steps,
         cos_pos=total(sums.cos_pos) / max(total(sums.had_pos_pairs), 1),
         cos_neg=total(sums.cos_neg) / max(total(sums.had_neg_pairs), 1),
-        no_pos=total(sums.no_pos) / max(total(present), 1))
+        no_pos=total(sums.no_pos) / max(total(present), 1),
+        gained_pos=total(sums.gained_pos) / steps,
+        memory_fill=total(sums.memory_fill) / steps)
 
 
 def unwrap(model):

@@ -1,25 +1,33 @@
 """ContrastiveTransformerHead: the auxiliary head that adds CT to a segmentor."""
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 from mmengine.dist import get_rank
-from mmengine.logging import MessageHub
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, SampleList
 from torch import Tensor
 
 from .gradient_share import track_gradient_share
-from .rng import global_rng_untouched
+from .head_args import check_options, check_stage_args
+from .patch_memory import PatchMemory
+from .rng import global_rng_untouched, mix_seed
+from .step_shapes import step_shapes_to_host
+from .step_stats import StepStats
 from .training_state import training_iteration
-from ..core import (check_labels, gather_tokens, mlp_linears,
+from ..core import (PatchMasks, check_labels, gather_tokens, mlp_linears,
                     project_tokens, projects_every_token, sample_candidates,
                     stage_classes_present, stage_labels, stage_patch_masks,
                     stage_positive_counts)
+from ..core.cross_rank import (batch_offset, gather_draws, sum_over_ranks,
+                               world)
+from ..core.image_keys import (class_keys, draw_by_keys, image_uniforms,
+                               split_stages)
+from ..core.purity import (majority_positive_counts, majority_positive_masks,
+                           stage_majority_labels)
 
 
 def build_projector(in_channels: int, channels: int, num_layers: int) -> nn.Module:
@@ -31,28 +39,6 @@ def build_projector(in_channels: int, channels: int, num_layers: int) -> nn.Modu
     for _ in range(num_layers - 1):
         layers += [nn.GELU(), nn.Linear(channels, channels)]
     return nn.Sequential(*layers)
-
-
-class StepStats(NamedTuple):
-    """What the head saw in its last training step, per stage and class.
-
-    Every field is a detached float (S, K) tensor on the head's device, on
-    the dataset's classes (0 for a class absent from the batch GT).
-
-    Attributes:
-        positives: positive candidate tokens found.
-        negatives: negative candidate tokens found.
-        pairs: pairs the loss used after hard mining.
-        positive_pairs: how many of them were same-class pairs.
-        cos_pos: mean cosine of the same-class pairs used (0: none).
-        cos_neg: mean cosine of the different-class pairs used (0: none).
-    """
-    positives: Tensor
-    negatives: Tensor
-    pairs: Tensor
-    positive_pairs: Tensor
-    cos_pos: Tensor
-    cos_neg: Tensor
 
 
 @MODELS.register_module()
@@ -101,6 +87,23 @@ class ContrastiveTransformerHead(BaseDecodeHead):
             of the rest (the segmentation losses), kept in
             :attr:`step_grad_norms` for the hook (``ct/grad_share``). Costs a
             few elementwise passes over the stage outputs. Default False.
+        memory_size (int): L, entries of a cross-image memory per stage and
+            class: detached projected positives of earlier iterations, used
+            by both losses as extra positive and negative partners of the
+            batch's positives (see :class:`PatchMemory`). Saved in
+            checkpoints. Default 0: no memory (the paper).
+        memory_per_step (int): entries each class adds to its memory per
+            stage and step. Default 64.
+        positive_purity (float): tau in (0.5, 1]. A token is a positive of
+            class c when at least tau of its block's valid pixels are c.
+            Default 1.0: the paper's pure patches (every pixel c, no ignore
+            pixel). Negatives stay blocks with no pixel of c.
+        cross_rank (bool): under data parallelism, contrast the drawn
+            embeddings of every rank: each rank draws from its own images by
+            image-tied keys, the draws are gathered and merged, and the loss
+            equals a single process's on the whole batch (gradient to the
+            local embeddings only; see :mod:`ct_mmseg.core.cross_rank`).
+            Default False (the paper: each rank contrasts its own batch).
         ignore_index (int): GT label to ignore. Default 255. A class id is
             allowed (e.g. 5 to ignore Potsdam's clutter, as the decode
             head's loss then does): CT then treats it as no class.
@@ -128,12 +131,19 @@ class ContrastiveTransformerHead(BaseDecodeHead):
                  collect_stats: bool = True,
                  grad_stats: bool = False,
                  checkpoint_projection: bool = True,
+                 memory_size: int = 0,
+                 memory_per_step: int = 64,
+                 positive_purity: float = 1.0,
+                 cross_rank: bool = False,
                  ignore_index: int = 255,
                  loss_decode: ConfigType = dict(type='PatchContrastLoss'),
                  init_cfg: Optional[Union[dict, List[dict]]] = None,
                  **kwargs):
-        in_channels, strides, in_index, stage_weights = _check_stage_args(
+        in_channels, strides, in_index, stage_weights = check_stage_args(
             in_channels, strides, in_index, stage_weights)
+        memory_size, memory_per_step, positive_purity, cross_rank = \
+            check_options(memory_size, memory_per_step, positive_purity,
+                          cross_rank)
         for key, value, low in (('proj_channels', proj_channels, 1),
                                 ('proj_num_layers', proj_num_layers, 1),
                                 ('num_samples', num_samples, 2),
@@ -189,6 +199,11 @@ class ContrastiveTransformerHead(BaseDecodeHead):
             self.projectors = nn.ModuleList(
                 build_projector(c, proj_channels, proj_num_layers)
                 for c in self.in_channels)
+        self.positive_purity = positive_purity
+        self.cross_rank = cross_rank
+        self.memory = PatchMemory(
+            len(self.in_channels), num_classes, memory_size, proj_channels,
+            memory_per_step) if memory_size else None
 
     def init_weights(self):
         """MMEngine's ``init_cfg`` initialisation (truncated normal by
@@ -266,7 +281,10 @@ class ContrastiveTransformerHead(BaseDecodeHead):
             self._generator = torch.Generator(device=device)
             self._generator.manual_seed(seed)
         if step is not None:
-            self._generator.manual_seed(_mix_seed(seed, step, get_rank()))
+            # under cross-rank contrast every rank draws the same memory
+            # negatives, so the ranks compute one loss
+            rank = 0 if self.cross_rank else get_rank()
+            self._generator.manual_seed(mix_seed(seed, step, rank))
         return self._generator
 
     def _embed(self, feat: Tensor, projector: nn.Module,
@@ -333,24 +351,41 @@ class ContrastiveTransformerHead(BaseDecodeHead):
             raise ValueError(f'ContrastiveTransformerHead: {gt.shape[0]} GT '
                              f'masks for a batch of {feats[0].shape[0]}')
         check_labels(gt, self.num_classes, self.ignore_index)
+        grids = [tuple(feat.shape[-2:]) for feat in feats]
         # every stage's block labels from one pass over the GT
-        tables = stage_labels(gt, self.strides,
-                              [tuple(feat.shape[-2:]) for feat in feats],
-                              self.num_classes, self.ignore_index)
+        tables = stage_labels(gt, self.strides, grids, self.num_classes,
+                              self.ignore_index)
         present = stage_classes_present(tables)
-        most_positives = stage_positive_counts(tables).amax(1)
+        pure_counts = stage_positive_counts(tables)
+        majority, counts = None, pure_counts
+        if self.positive_purity < 1:
+            majority = stage_majority_labels(tables, self.positive_purity)
+            counts = majority_positive_counts(majority, self.num_classes)
+        images = gt.new_tensor([gt.shape[0]])
+        if self.cross_rank:  # every rank draws with the whole batch's shapes
+            summed = sum_over_ranks(torch.cat([
+                counts.flatten(), present.long(), images]))
+            counts = summed[:counts.numel()].view_as(counts)
+            present = summed[counts.numel():-1] > 0
+            images = summed[-1:]
         # Work on the classes present only, so that time and memory follow
         # them and not the dataset's class count (150 for ADE20K), and draw
         # no wider than the largest positive set of the stage: a loss pairs
         # positive i with negative i, so negatives beyond that are never used.
-        class_list, positive_list = step_shapes_to_host(present,
-                                                        most_positives)
+        class_list, positive_list, total_images = step_shapes_to_host(
+            present, counts.amax(1), images)
         class_ids = torch.tensor(class_list, dtype=torch.long,
                                  device=gt.device)
-        num_present = len(class_list)
         stage_masks = stage_patch_masks(tables, class_ids,
                                         self.ignore_only_negatives)
+        if majority is not None:
+            stage_masks = [PatchMasks(positive, masks.negative)
+                           for positive, masks in zip(majority_positive_masks(
+                               majority, class_ids, self.num_classes),
+                               stage_masks)]
         generator = self._get_generator(gt.device)
+        uniforms = self._image_uniforms(gt, grids, total_images) \
+            if self.cross_rank else None
         if self.grad_stats:
             self.step_grad_norms = feats[0].new_zeros(len(feats), 2,
                                                       dtype=torch.float)
@@ -360,17 +395,21 @@ class ContrastiveTransformerHead(BaseDecodeHead):
                 feats, stage_masks, self.projectors)):
             width = self.loss_decode.draw_width(positive_list[stage],
                                                 self.num_samples)
-            pos = sample_candidates(masks.positive, width, generator)
-            neg = sample_candidates(masks.negative, width, generator)
-            index = torch.cat([pos.index, neg.index], dim=1)
             if self.grad_stats and feat.requires_grad:
                 feat = track_gradient_share(feat,
                                             self.step_grad_norms[stage])
-            emb = self._embed(feat, projector, index.flatten())
-            emb = emb.view(*index.shape, emb.shape[-1])
-            pos_emb, neg_emb = emb.split(pos.index.shape[1], dim=1)
-            class_losses = self.loss_decode(pos_emb, pos.count, neg_emb,
-                                            neg.count)
+            pos_emb, pos_count, neg_emb, neg_count = self._draw_and_embed(
+                feat, projector, masks, width, generator,
+                None if uniforms is None else
+                class_keys(uniforms[stage], class_ids))
+            partners = None
+            if self.memory is not None:
+                partners = self.memory.partners(stage, class_ids, width,
+                                                generator)
+            class_losses = self.loss_decode(pos_emb, pos_count, neg_emb,
+                                            neg_count, memory=partners)
+            if self.memory is not None and self.training:
+                self.memory.update(stage, class_ids, pos_emb, pos_count)
             class_losses_of_stages.append(class_losses.loss)
             if self.collect_stats:
                 stage_stats.append(torch.stack([
@@ -381,93 +420,65 @@ class ContrastiveTransformerHead(BaseDecodeHead):
                     class_losses.positive_cosine.float(),
                     class_losses.negative_cosine.float()]))
         if self.collect_stats:
-            # back onto the dataset's classes; absent classes read 0
-            stats = torch.stack(stage_stats).detach()
-            self.step_stats = StepStats(*stats.new_zeros(
-                *stats.shape[:2], self.num_classes).index_copy_(
-                    2, class_ids, stats).unbind(1))
-            self.step_present = present
+            self._keep_stats(stage_stats, class_ids, present,
+                             counts - pure_counts if majority is not None
+                             else None)
 
         name = self.loss_decode.loss_name
         return {f'{name}_s{i}': loss for i, loss in enumerate(
             self.loss_decode.reduce(class_losses_of_stages,
-                                    self.stage_weights, num_present))}
+                                    self.stage_weights, len(class_list)))}
 
+    def _draw_and_embed(self, feat: Tensor, projector: nn.Module,
+                        masks: PatchMasks, width: int,
+                        generator: Optional[torch.Generator],
+                        keys: Optional[Tensor]
+                        ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Draw up to ``width`` positives and negatives per class and embed
+        them: (K', W, D) positives, (K',) counts, negatives, counts.
 
-def step_shapes_to_host(present: Tensor, most_positives: Tensor
-                        ) -> Tuple[List[int], List[int]]:
-    """The classes present and each stage's largest positive count, on the host.
+        Without ``keys`` the draw is uniform from ``generator``; with
+        float64 (K', N) ``keys`` it keeps the largest keys, and the draws of
+        all ranks are merged (:func:`~ct_mmseg.core.cross_rank.gather_draws`).
+        """
+        if keys is None:
+            pos = sample_candidates(masks.positive, width, generator)
+            neg = sample_candidates(masks.negative, width, generator)
+        else:
+            pos_draw = draw_by_keys(masks.positive, keys, width)
+            neg_draw = draw_by_keys(masks.negative, keys, width)
+            pos, neg = pos_draw.candidates, neg_draw.candidates
+        index = torch.cat([pos.index, neg.index], dim=1)
+        emb = self._embed(feat, projector, index.flatten())
+        emb = emb.view(*index.shape, emb.shape[-1])
+        pos_emb, neg_emb = emb.split(pos.index.shape[1], dim=1)
+        if keys is None or world()[1] == 1:
+            return pos_emb, pos.count, neg_emb, neg.count
+        return (*gather_draws(pos_emb, pos_draw.keys, width),
+                *gather_draws(neg_emb, neg_draw.keys, width))
 
-    The one host-device synchronisation of a CT step on CUDA: these numbers
-    decide the shapes, and they buy a cost that follows the classes present
-    and the positives there are, instead of the dataset's class count and
-    the ``num_samples`` bound. Everything after it has shapes that do not
-    depend on the data.
+    def _image_uniforms(self, gt: Tensor, grids, total_images: int
+                        ) -> List[Tensor]:
+        """Per stage, float64 (2, B * h * w) uniforms tied to each image's
+        index in the batch of all ranks (:mod:`ct_mmseg.core.image_keys`)."""
+        step = training_iteration()
+        seed = torch.initial_seed() if self.seed is None else self.seed
+        first = batch_offset(gt.shape[0], total_images)
+        seeds = [mix_seed(seed, 0 if step is None else step + 1,
+                           first + b, stream=1) for b in range(gt.shape[0])]
+        tokens = sum(h * w for h, w in grids)
+        return split_stages(image_uniforms(seeds, tokens, gt.device), grids)
 
-    Args:
-        present (Tensor): bool (K,), classes with a pixel in the batch GT.
-        most_positives (Tensor): long (S,), per stage the most positive
-            tokens any class has.
-
-    Returns:
-        tuple[list[int], list[int]]: the present class ids, ascending, and
-        the S counts.
-    """
-    host = torch.cat([present.long(), most_positives.long()]).tolist()
-    num_classes = present.numel()
-    return ([k for k, flag in enumerate(host[:num_classes]) if flag],
-            host[num_classes:])
-
-
-def _mix_seed(seed: int, step: int, rank: int) -> int:
-    """A well-mixed 63-bit seed that depends only on (seed, step, rank)."""
-    state = np.random.SeedSequence([seed % 2**63, step, rank])
-    return int(state.generate_state(1, np.uint64)[0] >> np.uint64(1))
-
-
-def _check_stage_args(in_channels, strides, in_index, stage_weights
-                      ) -> Tuple[list, list, list, list]:
-    """Validate the per-stage lists; name the config key at fault."""
-    # Types first, so that no len() fails on an int without naming the key.
-    # A scalar here typically comes from writing the CT head over a base
-    # config's auxiliary_head: mmengine merges the two dicts (FCNHead's
-    # in_index=2, in_channels=384 ...) unless `_delete_=True` replaces it.
-    for key, value in (('in_channels', in_channels), ('strides', strides),
-                       ('in_index', in_index),
-                       ('stage_weights', stage_weights)):
-        if value is not None and not isinstance(value, (list, tuple)):
-            raise TypeError(
-                f'ContrastiveTransformerHead: {key} must be a non-empty '
-                f'list (one entry per backbone stage), got {value!r} '
-                f'({type(value).__name__}); if it came from the base '
-                "config's auxiliary_head, replace that head with "
-                'auxiliary_head=dict(_delete_=True, ...) or use the CT '
-                'fragment')
-    if not in_channels:
-        raise ValueError('ContrastiveTransformerHead: in_channels must be a '
-                         'non-empty list (one entry per backbone stage), got '
-                         f'{in_channels!r}')
-    num_stages = len(in_channels)
-    if in_index is None:
-        in_index = list(range(num_stages))
-    for key, value in (('strides', strides), ('in_index', in_index),
-                       ('stage_weights', stage_weights)):
-        if value is not None and len(value) != num_stages:
-            raise ValueError(
-                f'ContrastiveTransformerHead: {key} has {len(value)} entries '
-                f'but in_channels has {num_stages}; expected {num_stages}')
-    if any(not isinstance(c, int) or c < 1 for c in in_channels):
-        raise ValueError('ContrastiveTransformerHead: in_channels must hold '
-                         f'positive integers, got {list(in_channels)}')
-    if any(not isinstance(s, int) or s < 1 for s in strides):
-        raise ValueError('ContrastiveTransformerHead: strides must hold '
-                         f'positive integers, got {list(strides)}')
-    if any(not isinstance(i, int) or i < 0 for i in in_index):
-        raise ValueError('ContrastiveTransformerHead: in_index must hold '
-                         f'non-negative integers, got {list(in_index)}')
-    if stage_weights is None:
-        stage_weights = [1.0] * num_stages
-    if any(w < 0 for w in stage_weights):
-        raise ValueError('ContrastiveTransformerHead: stage_weights must be '
-                         f'>= 0, got {list(stage_weights)}')
-    return list(in_channels), list(strides), list(in_index), list(stage_weights)
+    def _keep_stats(self, stage_stats: List[Tensor], class_ids: Tensor,
+                    present: Tensor, gained: Optional[Tensor]) -> None:
+        """Keep the step's :class:`StepStats` for the hook (device only)."""
+        stats = torch.stack(stage_stats).detach()
+        # back onto the dataset's classes; absent classes read 0
+        fields = stats.new_zeros(*stats.shape[:2], self.num_classes
+                                 ).index_copy_(2, class_ids, stats).unbind(1)
+        zeros = fields[0].new_zeros(fields[0].shape)
+        self.step_stats = StepStats(
+            *fields,
+            gained_positives=zeros if gained is None else gained.float(),
+            memory_fill=zeros if self.memory is None else self.memory.fill())
+        self.step_present = present

@@ -7,7 +7,7 @@ from mmseg.registry import MODELS
 
 from .training_state import training_iteration
 from ..core import PAIR_SELECTIONS, cl_class_losses, infonce_class_losses
-from ..core.losses import CL_FORMS, ClassLosses
+from ..core.losses import CL_FORMS, ClassLosses, MemoryPartners
 from ..core.reduction import CLIP_MODES, clip_stage_losses, stage_loss
 
 LOSS_MODES = ('cl', 'infonce')
@@ -130,8 +130,8 @@ class PatchContrastLoss(nn.Module):
         return self._loss_name
 
     def forward(self, positives: torch.Tensor, num_positives: torch.Tensor,
-                negatives: torch.Tensor,
-                num_negatives: torch.Tensor) -> ClassLosses:
+                negatives: torch.Tensor, num_negatives: torch.Tensor,
+                memory: Optional[MemoryPartners] = None) -> ClassLosses:
         """Per-class loss of one stage.
 
         Args:
@@ -140,6 +140,9 @@ class PatchContrastLoss(nn.Module):
             num_positives (Tensor): long (K,), valid positive slots.
             negatives (Tensor): (K, M, D) L2-normalised negative embeddings.
             num_negatives (Tensor): long (K,), valid negative slots.
+            memory (MemoryPartners, optional): entries of the cross-image
+                memory, extra partners of the positives (see
+                :func:`~ct_mmseg.core.cl_class_losses`).
 
         Returns:
             ClassLosses: loss (K,), active (K,), pairs (K,).
@@ -153,11 +156,13 @@ class PatchContrastLoss(nn.Module):
                 min_positives=self.min_positives,
                 min_negatives=self.min_negatives,
                 min_positives_for_pairs=self.min_positives_for_pairs,
-                form=self.cl_form, pair_selection=self.pair_selection)
+                form=self.cl_form, pair_selection=self.pair_selection,
+                memory=memory)
         return infonce_class_losses(
             positives, num_positives, negatives, num_negatives,
             temperature=self.temperature, hard_fraction=self.hard_fraction,
-            min_positives=self.min_positives, min_negatives=self.min_negatives)
+            min_positives=self.min_positives, min_negatives=self.min_negatives,
+            memory=memory)
 
     def reduce(self, class_losses: Sequence[torch.Tensor],
                stage_weights: Sequence[float],

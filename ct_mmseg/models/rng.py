@@ -9,6 +9,7 @@ during training would shift every later dropout mask.
 """
 from contextlib import contextmanager
 
+import numpy as np
 import torch
 
 
@@ -26,3 +27,11 @@ def global_rng_untouched():
         if torch.cuda.is_initialized() else []
     with torch.random.fork_rng(devices=devices):
         yield
+
+
+def mix_seed(seed: int, step: int, rank: int, stream: int = 0) -> int:
+    """A well-mixed 63-bit seed that depends only on (seed, step, rank)
+    (``stream`` > 0: another stream, e.g. per image instead of per rank)."""
+    words = [seed % 2**63, step, rank] + ([stream] if stream else [])
+    state = np.random.SeedSequence(words)
+    return int(state.generate_state(1, np.uint64)[0] >> np.uint64(1))

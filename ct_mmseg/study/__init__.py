@@ -33,9 +33,9 @@ for CT, so the seeds pair up), Welch's t-test when no two seeds pair up
 (:func:`compare`).
 
 This package is plain Python; mmengine is imported only to read configs and
-scipy only for the statistics. ``tools/run_study.py`` is its command line,
-``tools/study_report.py`` that of :mod:`ct_mmseg.study.report`. One module
-per concern:
+scipy only for the statistics. ``tools/run_study.py`` is its command line
+(:mod:`.cli`), ``tools/study_report.py`` that of :mod:`.report`
+(:mod:`.report_cli`). One module per concern:
 
 * :mod:`.spec`: the spec file (:class:`Arm`, :class:`Study`,
   :class:`StopRule`, :func:`load_spec`);
@@ -47,8 +47,11 @@ per concern:
 * :mod:`.results`: the result files read back (:func:`read_results`);
 * :mod:`.statistics`: mean, sample std, t-tests (:func:`compare`);
 * :mod:`.table`: the table, Markdown and CSV (:func:`make_table`);
+* :mod:`.pairs`: each arm beside its baseline, per seed and per class
+  (:func:`pairs_markdown`);
 * :mod:`.paper`: the CT paper's Table 1 numbers;
-* :mod:`.report`: CT's mechanism and the validation curves of the runs.
+* :mod:`.report`: CT's mechanism and the validation curves of the runs;
+* :mod:`.cli`, :mod:`.report_cli`: the two command lines, as functions.
 
 Every name below is re-exported here, so ``from ct_mmseg import study``
 then ``study.load_spec`` etc. work as before the split.

@@ -12,7 +12,7 @@ as fractions)."""
 # table's "Source" column.
 # Note: for the DCPoolFormer CL and InfoNCE rows the published mIoU (0.7620,
 # 0.7625) is not the mean of the published class columns (0.7590, 0.7574);
-# the values are transcribed as printed (tests/test_potsdam_study.py).
+# the values are transcribed as printed (tests/study/test_potsdam_study.py).
 POTSDAM_CLASSES = ('impervious_surface', 'building', 'low_vegetation',
                    'tree', 'car', 'clutter')
 PAPER_COLUMNS = ('model', 'backbone', 'ct_loss', 'miou', 'std',

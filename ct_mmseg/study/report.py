@@ -12,8 +12,9 @@ For every finished run of a study (``ct_mmseg.study``) this module reads
   the head's ``grad_stats=True``) and the two gradient norms;
 * optionally, per stage, the mean intra-class and inter-class cosine
   similarity of the backbone's patch tokens on test images (computed by a
-  caller-supplied function, e.g. ``tools/plot_embeddings.py``'s, so that this
-  module stays free of model code);
+  caller-supplied function, e.g.
+  :func:`ct_mmseg.study.report_cli.token_cosines`, so that this module stays
+  free of model code);
 
 and it summarises them per arm (mean and sample std over seeds) and plots the
 validation mIoU curves logged during training (mean and range over seeds).

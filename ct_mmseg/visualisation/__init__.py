@@ -9,7 +9,9 @@
 * :mod:`.curves`: training curves through MMSeg's ``analyze_logs.py``
   (``tools/plot_ct_curves.py``);
 * :mod:`.probe_report`: inputs and tables of the frozen-token probes
-  (``tools/probe_tokens.py``).
+  (``tools/probe_tokens.py``);
+* :mod:`.prediction_figure`: image | ground truth | prediction panels of
+  held-out images with the per-class IoU (``tools/show_predictions.py``).
 
 Nothing is imported here: each module imports what it needs (matplotlib
 and scikit-learn only inside the functions that use them).

@@ -1,7 +1,7 @@
 # The reference implementation the fused paths are tested against: a copy of
 # ct_mmseg/core/losses.py at commit 3afce7b, with every tensor sized by the
-# dataset's class count K. Used only by tests/test_class_scaling.py. Do not
-# edit.
+# dataset's class count K. Used only by tests/models/test_class_scaling.py.
+# Do not edit.
 """Contrastive losses on mined patch pairs, per class (plain torch).
 
 Both losses return one value per class (shape (K,)) plus a mask of the

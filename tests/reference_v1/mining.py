@@ -1,7 +1,7 @@
 # The reference implementation the fused paths are tested against: a copy of
 # ct_mmseg/core/mining.py at commit 3afce7b, with every tensor sized by the
-# dataset's class count K. Used only by tests/test_class_scaling.py. Do not
-# edit.
+# dataset's class count K. Used only by tests/models/test_class_scaling.py.
+# Do not edit.
 """Pair mining: random candidate sampling and hard positive / negative pairs.
 
 All functions work on every class at once: tensors carry a leading class axis

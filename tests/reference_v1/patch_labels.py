@@ -1,7 +1,7 @@
 # The reference implementation the fused paths are tested against: a copy
 # of ct_mmseg/core/patch_labels.py at commit 3afce7b, with every tensor sized
-# by the dataset's class count K. Used only by tests/test_class_scaling.py.
-# Do not edit.
+# by the dataset's class count K. Used only by
+# tests/models/test_class_scaling.py. Do not edit.
 """Ground-truth patch labels: which backbone tokens are positives / negatives.
 
 For a stage of stride ``s`` every token covers an ``s x s`` block of the

@@ -42,25 +42,24 @@ dubai_mini_train_dataloader = dict(
         data_prefix=dict(
             img_path='img_dir/train', seg_map_path='ann_dir/train'),
         pipeline=dubai_mini_train_pipeline))
-dubai_mini_val_dataloader = dict(
-    batch_size=1,
-    num_workers=1,
-    persistent_workers=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type='DubaiAerialDataset',
-        data_root=dubai_mini_data_root,
-        data_prefix=dict(
-            img_path='img_dir/val_whole', seg_map_path='ann_dir/val_whole'),
-        pipeline=dubai_mini_test_pipeline))
-dubai_mini_test_dataloader = dict(
-    batch_size=1,
-    num_workers=1,
-    persistent_workers=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type='DubaiAerialDataset',
-        data_root=dubai_mini_data_root,
-        data_prefix=dict(
-            img_path='img_dir/test_whole', seg_map_path='ann_dir/test_whole'),
-        pipeline=dubai_mini_test_pipeline))
+
+
+def dubai_mini_eval_dataloader(folder):
+    """The loader of one held-out split, whole images one at a time (a
+    function: MMEngine keeps only its results in the config)."""
+    return dict(
+        batch_size=1,
+        num_workers=1,
+        persistent_workers=False,
+        sampler=dict(type='DefaultSampler', shuffle=False),
+        dataset=dict(
+            type='DubaiAerialDataset',
+            data_root=dubai_mini_data_root,
+            data_prefix=dict(
+                img_path=f'img_dir/{folder}',
+                seg_map_path=f'ann_dir/{folder}'),
+            pipeline=dubai_mini_test_pipeline))
+
+
+dubai_mini_val_dataloader = dubai_mini_eval_dataloader('val_whole')
+dubai_mini_test_dataloader = dubai_mini_eval_dataloader('test_whole')

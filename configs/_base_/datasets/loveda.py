@@ -12,7 +12,7 @@
 # that two sibling bases both define. The model config picks the values up
 # through `_base_.loveda_*` and replaces its Potsdam data with them. The
 # datasets below are exactly those of MMSeg's _base_/datasets/loveda.py
-# (tests/test_rs_configs.py compares them).
+# (tests/configs/test_rs_configs.py compares them).
 loveda_dataset_type = 'LoveDADataset'
 loveda_data_root = 'data/loveDA'
 loveda_crop_size = (512, 512)

@@ -13,7 +13,8 @@
 # key that two sibling bases both define. The model config picks the values
 # up through `_base_.vaihingen_*` and replaces its Potsdam data with them.
 # The datasets below are exactly those of MMSeg's
-# _base_/datasets/vaihingen.py (tests/test_rs_configs.py compares them).
+# _base_/datasets/vaihingen.py (tests/configs/test_rs_configs.py compares
+# them).
 vaihingen_dataset_type = 'ISPRSDataset'
 vaihingen_data_root = 'data/vaihingen'
 vaihingen_crop_size = (512, 512)
