@@ -67,6 +67,9 @@ def parse_args(argv=None):
     parser.add_argument('--md', metavar='FILE',
                         help='Markdown table file (default: '
                         '<output>/table.md)')
+    parser.add_argument('--pairs', metavar='FILE',
+                        help='Markdown page of the matched pairs (default: '
+                        '<output>/pairs.md)')
     parser.add_argument('--csv', metavar='FILE',
                         help='CSV table file (default: <output>/table.csv)')
     args = parser.parse_args(argv)
@@ -117,7 +120,8 @@ def main(argv=None) -> int:
                         markdown),
                        (args.csv or osp.join(study.output, 'table.csv'),
                         table_csv),
-                       (osp.join(study.output, 'pairs.md'), pairs)):
+                       (args.pairs or osp.join(study.output, 'pairs.md'),
+                        pairs)):
         os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
         with open(path, 'w') as f:
             f.write(text)
