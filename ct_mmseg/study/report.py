@@ -57,19 +57,23 @@ def training_means(work_dir: str, keys: Sequence[str] = TRAINING_KEYS
     return means
 
 
-def run_mechanism(result: dict, cosines: Optional[Callable] = None) -> dict:
+def run_mechanism(result: dict, cosines: Optional[Callable] = None,
+                  work_dir: Optional[str] = None) -> dict:
     """One run's mechanism record: training means and token cosines.
 
     Args:
         result (dict): the run's study result (``work_dir``, ``arm``, ...).
         cosines (callable, optional): ``cosines(work_dir) -> list of
             {stage, intra, inter}`` (per stage, mean over classes).
+        work_dir (str, optional): where the run's logs and checkpoint are
+            now (default: the result's ``work_dir``, as it was written).
     """
+    work_dir = work_dir or result['work_dir']
     record = OrderedDict(arm=result['arm'], seed=result['seed'],
                          mIoU=result.get('mIoU'))
-    record.update(training_means(result['work_dir']))
+    record.update(training_means(work_dir))
     if cosines is not None:
-        for row in cosines(result['work_dir']):
+        for row in cosines(work_dir):
             stage = row['stage']
             record[f's{stage}_intra'] = row['intra']
             record[f's{stage}_inter'] = row['inter']

@@ -63,7 +63,8 @@ def main(argv=None):
     for arm, runs in results.items():
         for seed, result in runs.items():
             print(f'[report] {arm} seed {seed}', flush=True)
-            records.append(report.run_mechanism(result, cosines))
+            records.append(report.run_mechanism(
+                result, cosines, study.work_dir(arm, seed)))
     out = study.output
     report.write_records(records, osp.join(out, 'mechanism.csv'))
     rows = report.summarize(records)
@@ -74,13 +75,13 @@ def main(argv=None):
     headers = ['test mIoU', 'clip hit (frac. of steps)',
                'CT share of backbone grad'] + [
         f'{s} {x}' for s in stages for x in ('intra', 'inter', 'gap')]
-    text = (f'Per arm, mean ± sample std over seeds. Token cosines: '
-            f'backbone tokens (L2-normalised) of pure patches, '
-            f'{args.split} split, first {args.num_images} images, at most '
-            f'{args.max_per_class} tokens per class and stage; intra/inter '
-            '= mean over classes of the mean intra-/inter-class cosine; '
-            'gap = intra - inter.\n\n' +
-            report.mechanism_markdown(rows, columns, headers))
+    text = 'Per arm, mean ± sample std over seeds.' + ('' if cosines is None
+        else f' Token cosines: backbone tokens (L2-normalised) of pure '
+        f'patches, {args.split} split, first {args.num_images} images, at '
+        f'most {args.max_per_class} tokens per class and stage; '
+        'intra/inter = mean over classes of the mean intra-/inter-class '
+        'cosine; gap = intra - inter.') + '\n\n' + \
+        report.mechanism_markdown(rows, columns, headers)
     with open(osp.join(out, 'mechanism.md'), 'w') as f:
         f.write(text)
     print(text)
