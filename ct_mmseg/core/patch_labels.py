@@ -178,10 +178,8 @@ def positive_counts(gt: torch.Tensor, patch_size: int,
 
     Args:
         gt (Tensor): (B, H, W) integer labels.
-        patch_size (int): stride ``s`` of the stage.
-        grid_hw (tuple[int, int]): (h, w) token grid of the stage.
-        num_classes (int): K.
-        ignore_index (int): label of ignored pixels (even a class id).
+        patch_size, grid_hw, num_classes, ignore_index: the stride, (h, w)
+            token grid, K and ignore label, as :func:`patch_class_presence`.
 
     Returns:
         Tensor: long (K,).

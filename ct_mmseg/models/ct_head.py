@@ -402,12 +402,13 @@ class ContrastiveTransformerHead(BaseDecodeHead):
                 feat, projector, masks, width, generator,
                 None if uniforms is None else
                 class_keys(uniforms[stage], class_ids))
-            partners = None
-            if self.memory is not None:
-                partners = self.memory.partners(stage, class_ids, width,
-                                                generator)
+            # the memory's partners only when there is a memory: a loss
+            # module written for the paper's CT needs no ``memory`` argument
+            extra = {} if self.memory is None else dict(
+                memory=self.memory.partners(stage, class_ids, width,
+                                            generator))
             class_losses = self.loss_decode(pos_emb, pos_count, neg_emb,
-                                            neg_count, memory=partners)
+                                            neg_count, **extra)
             if self.memory is not None and self.training:
                 self.memory.update(stage, class_ids, pos_emb, pos_count)
             class_losses_of_stages.append(class_losses.loss)

@@ -53,8 +53,8 @@ scipy only for the statistics. ``tools/run_study.py`` is its command line
 * :mod:`.report`: CT's mechanism and the validation curves of the runs;
 * :mod:`.cli`, :mod:`.report_cli`: the two command lines, as functions.
 
-Every name below is re-exported here, so ``from ct_mmseg import study``
-then ``study.load_spec`` etc. work as before the split.
+Every name below is re-exported here: ``from ct_mmseg import study`` then
+``study.load_spec`` etc.
 """
 from .commands import (Launch, evaluate_command, evaluate_config_base,
                        evaluate_config_text, launcher_prefix, mmseg_tool,

@@ -105,7 +105,7 @@ def main(argv=None) -> int:
         markdown, table_csv, rows = studies.make_table(
             study, args.exclude_classes, args.paper, warn)
         pairs = pairs_markdown(study, studies.read_results(
-            study, lambda message: None))
+            study, lambda message: None), args.exclude_classes)
     except (studies.SpecError, studies.ResultError) as exc:
         warn(f'error: {exc}')
         return 1

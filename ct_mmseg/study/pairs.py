@@ -14,10 +14,10 @@ rule as :func:`~ct_mmseg.study.table.compare_on_one_machine`). Values in
 the Markdown are percentage points.
 """
 import math
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 from .spec import Study
-from .statistics import compare, mean, sample_std
+from .statistics import compare, mean, mean_iou, sample_std
 from .table import run_machine
 
 
@@ -56,14 +56,20 @@ def _pp(value: Optional[float], sign: bool = True) -> str:
 
 
 def pair_lines(arm: str, base: str, arm_runs: Dict[int, dict],
-               base_runs: Dict[int, dict], classes: List[str]) -> List[str]:
-    """Markdown section of one arm against its baseline."""
+               base_runs: Dict[int, dict], classes: List[str],
+               exclude: Sequence[str] = ()) -> List[str]:
+    """Markdown section of one arm against its baseline; the mIoU of a run
+    is the mean IoU over ``classes`` not in ``exclude``, as in the table."""
     seeds = matched_seeds(arm_runs, base_runs)
+    arm_miou = {s: mean_iou(arm_runs[s]['iou'], exclude) for s in seeds}
+    base_miou = {s: mean_iou(base_runs[s]['iou'], exclude) for s in seeds}
+    seeds = [s for s in seeds
+             if arm_miou[s] is not None and base_miou[s] is not None]
     lines = [f'## {arm} − {base}', '']
     if not seeds:
         return lines + ['No matched pair (same seed, same machine).', '']
-    a = [arm_runs[s]['mIoU'] for s in seeds]
-    b = [base_runs[s]['mIoU'] for s in seeds]
+    a = [arm_miou[s] for s in seeds]
+    b = [base_miou[s] for s in seeds]
     diffs = [x - y for x, y in zip(a, b)]
     overall = compare(dict(zip(seeds, a)), dict(zip(seeds, b)))
     r = correlation(a, b)
@@ -83,9 +89,9 @@ def pair_lines(arm: str, base: str, arm_runs: Dict[int, dict],
             x, y = arm_runs[s]['iou'].get(c), base_runs[s]['iou'].get(c)
             per_class.append('n/a' if x is None or y is None
                              else _pp(x - y))
-        lines.append(f'| {s} | {_pp(base_runs[s]["mIoU"], False)} | '
-                     f'{_pp(arm_runs[s]["mIoU"], False)} | '
-                     f'{_pp(arm_runs[s]["mIoU"] - base_runs[s]["mIoU"])} | '
+        lines.append(f'| {s} | {_pp(base_miou[s], False)} | '
+                     f'{_pp(arm_miou[s], False)} | '
+                     f'{_pp(arm_miou[s] - base_miou[s])} | '
                      + ' | '.join(per_class) + ' |')
     lines += ['', '| class | Δ IoU [95 % CI] | p | runs never predicting it '
               f'({base} / {arm}) |', '|---|---|---:|---|']
@@ -104,10 +110,15 @@ def pair_lines(arm: str, base: str, arm_runs: Dict[int, dict],
     return lines + ['']
 
 
-def pairs_markdown(study: Study, results: Dict[str, Dict[int, dict]]) -> str:
-    """The pairs page of a study (every arm that names a baseline)."""
+def pairs_markdown(study: Study, results: Dict[str, Dict[int, dict]],
+                   exclude: Optional[Sequence[str]] = None) -> str:
+    """The pairs page of a study (every arm that names a baseline);
+    ``exclude``: classes left out of the mIoU (default: the study's)."""
+    exclude = list(study.exclude_classes if exclude is None else exclude)
     lines = [f'# Matched pairs of study {study.name} ({study.split} split)',
-             '', 'Percentage points. Per-class intervals are exploratory '
+             '', 'Percentage points; mIoU over the classes' + (
+                 f' but {", ".join(exclude)}' if exclude else '') + '. '
+             'Per-class intervals are exploratory '
              '(no correction for multiplicity). Written by '
              '`python tools/run_study.py <spec> --table-only`.', '']
     for arm in study.arms:
@@ -116,5 +127,6 @@ def pairs_markdown(study: Study, results: Dict[str, Dict[int, dict]]) -> str:
         runs, base = results.get(arm.name, {}), \
             results.get(arm.baseline, {})
         classes = next((r['classes'] for r in runs.values()), [])
-        lines += pair_lines(arm.name, arm.baseline, runs, base, classes)
+        lines += pair_lines(arm.name, arm.baseline, runs, base, classes,
+                            exclude)
     return '\n'.join(lines)

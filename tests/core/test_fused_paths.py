@@ -20,7 +20,7 @@ from ct_mmseg.core import (classes_present, compact_labels, gather_tokens,
                            stage_positive_counts)
 from ct_mmseg.core.losses import _InfoNCEQueryLoss
 from ct_mmseg.models.ct_head import build_projector
-from test_patch_labels import IGN, MASK
+from test_patch_labels import IGN, MASK, MASK_NEGATIVE, MASK_POSITIVE
 
 
 # --------------------------------------------------------------------------- #
@@ -170,12 +170,8 @@ def test_stage_tables_by_hand():
     assert tables.low[1].tolist() == [0] and tables.high[1].tolist() == [3]
     assert stage_positive_counts(tables).tolist() == [[1, 0, 1], [0, 0, 0]]
     fine, coarse = stage_patch_masks(tables, torch.tensor([0, 1, 2]))
-    assert fine.positive.tolist() == [[True, False, False, False],
-                                      [False, False, False, False],
-                                      [False, False, True, False]]
-    assert fine.negative.tolist() == [[False, True, True, False],
-                                      [True, False, True, False],
-                                      [True, True, False, True]]
+    assert fine.positive.tolist() == MASK_POSITIVE
+    assert fine.negative.tolist() == MASK_NEGATIVE
     assert not coarse.positive.any() and not coarse.negative.any()
     # a class left out of class_ids counts as ignore: TR (1, 1, 1, ignore)
     # is then all ignore, a negative of nothing

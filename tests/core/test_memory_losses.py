@@ -59,17 +59,25 @@ def mean(values):
     return sum(values) / len(values) if values else 0.0
 
 
+def counted_classes(npos, nneg, memory, min_pos, min_neg):
+    """The classes the losses count, for the loop references: yields k and
+    the valid slots p, n, mp, mn (ints) of its batch positives, negatives
+    and memory positives, negatives, for every k with p >= min_pos and
+    n + mn >= min_neg."""
+    for k in range(len(npos)):
+        p, n = int(npos[k]), int(nneg[k])
+        mp, mn = int(memory.num_positives[k]), int(memory.num_negatives[k])
+        if p >= min_pos and n + mn >= min_neg:
+            yield k, p, n, mp, mn
+
+
 def naive_cl(pos, npos, neg, nneg, memory, fraction, eps, min_pos, min_neg,
              min_pairs, form, selection):
     """Loop reference: per class loss, pairs and positive pairs."""
-    mem_pos, n_mem_pos, mem_neg, n_mem_neg = memory
-    out = []
-    for k in range(pos.shape[0]):
-        p, n = int(npos[k]), int(nneg[k])
-        mp, mn = int(n_mem_pos[k]), int(n_mem_neg[k])
-        if p < min_pos or n + mn < min_neg:
-            out.append((0.0, 0, 0))
-            continue
+    mem_pos, mem_neg = memory.positives, memory.negatives
+    out = [(0.0, 0, 0)] * pos.shape[0]  # classes that do not count
+    for k, p, n, mp, mn in counted_classes(npos, nneg, memory, min_pos,
+                                           min_neg):
         negative = [dot(pos[k, i], neg[k, i]) for i in range(min(p, n))]
         negative += [dot(pos[k, i], mem_neg[k, i]) for i in range(min(p, mn))]
         positive = []
@@ -81,7 +89,7 @@ def naive_cl(pos, npos, neg, nneg, memory, fraction, eps, min_pos, min_neg,
         positive = keep(positive, fraction, selection, False)
         loss = (mean([cl_term(c, False, eps, form) for c in negative]) +
                 mean([cl_term(c, True, eps, form) for c in positive]))
-        out.append((loss, len(negative) + len(positive), len(positive)))
+        out[k] = (loss, len(negative) + len(positive), len(positive))
     return out
 
 
@@ -120,14 +128,10 @@ def test_cl_fraction_one_keeps_every_pair_of_the_union():
 def naive_infonce(pos, npos, neg, nneg, memory, temperature, fraction,
                   min_pos, min_neg):
     """Loop reference: an explicit softmax per term."""
-    mem_pos, n_mem_pos, mem_neg, n_mem_neg = memory
-    out = []
-    for k in range(pos.shape[0]):
-        p, n = int(npos[k]), int(nneg[k])
-        mp, mn = int(n_mem_pos[k]), int(n_mem_neg[k])
-        if p < min_pos or n + mn < min_neg:
-            out.append((0.0, 0))
-            continue
+    mem_pos, mem_neg = memory.positives, memory.negatives
+    out = [(0.0, 0)] * pos.shape[0]  # classes that do not count
+    for k, p, n, mp, mn in counted_classes(npos, nneg, memory, min_pos,
+                                           min_neg):
         pairs = sorted(range(min(p, n)),
                        key=lambda i: -dot(pos[k, i], neg[k, i]))
         kept = pairs[:math.floor(min(p, n) * fraction)]
@@ -143,7 +147,7 @@ def naive_infonce(pos, npos, neg, nneg, memory, temperature, fraction,
                 dot(q, v) / temperature for v in negatives]
             losses.append(-math.log(math.exp(logits[0]) /
                                     sum(math.exp(v) for v in logits)))
-        out.append((mean(losses), len(terms)))
+        out[k] = (mean(losses), len(terms))
     return out
 
 

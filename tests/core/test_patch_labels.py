@@ -15,17 +15,21 @@ MASK = torch.tensor([[0, 0, 1, 1],
                      [0, 0, 1, IGN],
                      [2, 2, 0, 0],
                      [2, 2, 0, 1]])
+# its masks (K = 3, stride 2): (K, 4) bool, one row per class, one column
+# per patch
+MASK_POSITIVE = [[True, False, False, False],
+                 [False, False, False, False],
+                 [False, False, True, False]]
+MASK_NEGATIVE = [[False, True, True, False],
+                 [True, False, True, False],
+                 [True, True, False, True]]
 
 
 def test_positive_and_negative_masks_by_hand():
     masks = patch_masks(MASK[None], 2, (2, 2), num_classes=3,
                         ignore_index=IGN)
-    assert masks.positive.tolist() == [[True, False, False, False],
-                                       [False, False, False, False],
-                                       [False, False, True, False]]
-    assert masks.negative.tolist() == [[False, True, True, False],
-                                       [True, False, True, False],
-                                       [True, True, False, True]]
+    assert masks.positive.tolist() == MASK_POSITIVE
+    assert masks.negative.tolist() == MASK_NEGATIVE
 
 
 def test_patch_order_follows_feature_flattening_over_batch():

@@ -22,6 +22,7 @@ import torch
 from mmseg.registry import MODELS
 
 import ct_mmseg.models.ct_head as ct_head_module
+from ct_mmseg.models.step_stats import StepStats
 from conftest import make_samples
 from reference_v1 import losses as ref_losses
 from reference_v1 import mining as ref_mining
@@ -178,7 +179,8 @@ def test_step_stats_are_reported_on_the_dataset_classes():
     head = build_head(150, 'cl', 50)
     head.loss(features(), make_samples(gt_with_classes((7, 80))), None)
     stats, present = head.step_stats, head.step_present
-    assert len(stats) == 6 and all(t.shape == (4, 150) for t in stats)
+    assert len(stats) == len(StepStats._fields) == 8
+    assert all(t.shape == (4, 150) for t in stats)
     assert present.shape == (150,)
     assert present.nonzero().flatten().tolist() == [7, 80]
     absent = torch.ones(150, dtype=torch.bool)

@@ -1,5 +1,6 @@
 """Tests of the DCSwin and UNetFormer decode heads (fast, CPU only)."""
 import math
+import os.path as osp
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ from ct_mmseg.models.decode_heads import (DCSwinHead, GlobalLocalAttention,
                                           SharedSpatialAttention,
                                           UNetFormerAuxHead, UNetFormerHead)
 from ct_mmseg.models.decode_heads.unetformer_head import pad_right_bottom
+from e2e_utils import REPO
 
 NUM_CLASSES = 6
 STRIDES = (4, 8, 16, 32)
@@ -312,23 +314,21 @@ def test_build_from_config():
                           num_classes=6, in_index=(0, 1, 2)))
 
 
-DATA_PREPROCESSOR = dict(
-    type='SegDataPreProcessor',
-    mean=[123.675, 116.28, 103.53],
-    std=[58.395, 57.12, 57.375],
-    bgr_to_rgb=True,
-    pad_val=0,
-    seg_pad_val=255,
-    size=(64, 64))
+POTSDAM_CT = osp.join(REPO, 'configs', '_base_', 'datasets', 'potsdam_ct.py')
 
 
 def _run_segmentor(model_cfg):
+    """Train and predict one step of ``model_cfg`` (without its
+    data_preprocessor: the Potsdam configs' one, padding to 64 x 64)."""
     # SegDataPreProcessor and the scoped 'mmpretrain.PoolFormer' are looked
     # up from the mmseg scope, as in a runner.
     from mmengine.registry import init_default_scope
     init_default_scope('mmseg')
     torch.manual_seed(0)
-    from mmengine.config import ConfigDict
+    from mmengine.config import Config, ConfigDict
+    preprocessor = Config.fromfile(POTSDAM_CT).data_preprocessor
+    model_cfg = dict(model_cfg,
+                     data_preprocessor=dict(preprocessor, size=(64, 64)))
     model = MODELS.build(ConfigDict(model_cfg))  # as a runner builds it
     model.init_weights()
     h = w = 64
@@ -357,7 +357,6 @@ def test_encoder_decoder_swin_dcswin():
     losses = _run_segmentor(
         dict(
             type='EncoderDecoder',
-            data_preprocessor=DATA_PREPROCESSOR,
             backbone=dict(
                 type='SwinTransformer',
                 pretrain_img_size=64,
@@ -380,7 +379,6 @@ def test_encoder_decoder_poolformer_unetformer():
     losses = _run_segmentor(
         dict(
             type='EncoderDecoder',
-            data_preprocessor=DATA_PREPROCESSOR,
             backbone=dict(
                 type='mmpretrain.PoolFormer', arch='s12',
                 out_indices=(0, 2, 4, 6)),

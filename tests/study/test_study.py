@@ -625,8 +625,8 @@ def test_two_tiny_runs_through_mmseg_tools(demo_data, tmp_path, capsys,
     # nothing but small JSON / tables in the output folder
     assert sorted(osp.relpath(p, out) for p in glob.glob(
         str(out / '**' / '*'), recursive=True) if osp.isfile(p)) == [
-        'runs/base/seed0.json', 'runs/ct/seed0.json', 'table.csv',
-        'table.md']
+        'pairs.md', 'runs/base/seed0.json', 'runs/ct/seed0.json',
+        'table.csv', 'table.md']
     # the labels come from the config
     assert '| ct | UPer | Swin | CL | 1 (0) |' in log
     assert 'none (needs >= 2 seeds in each arm)' in log

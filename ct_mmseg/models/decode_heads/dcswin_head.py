@@ -24,6 +24,8 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType
 from torch import Tensor
 
+from .stages import check_stages
+
 
 def resize_to(x: Tensor, size: Sequence[int], mode: str = 'nearest',
               align_corners: Optional[bool] = None) -> Tensor:
@@ -317,10 +319,7 @@ class DCSwinHead(BaseDecodeHead):
                  input_transform: str = 'multiple_select',
                  align_corners: bool = True,
                  **kwargs):
-        if input_transform != 'multiple_select' or len(in_channels) != 4:
-            raise ValueError('DCSwinHead needs four stages with '
-                             "input_transform='multiple_select', got "
-                             f'{in_channels} / {input_transform}')
+        check_stages('DCSwinHead', in_channels, input_transform)
         in_channels = list(in_channels)
         if channels is None:
             channels = in_channels[0]

@@ -23,6 +23,7 @@ from mmseg.utils import ConfigType, OptConfigType
 from torch import Tensor
 
 from .dcswin_head import resize_to
+from .stages import check_stages
 
 
 def pad_right_bottom(x: Tensor, pad_h: int, pad_w: int,
@@ -367,19 +368,11 @@ class UNetFormerHead(BaseDecodeHead):
                  in_index: Sequence[int] = (0, 1, 2, 3),
                  input_transform: str = 'multiple_select',
                  **kwargs):
-        if input_transform != 'multiple_select' or len(in_channels) != 4:
-            raise ValueError('UNetFormerHead needs four stages with '
-                             "input_transform='multiple_select', got "
-                             f'{in_channels} / {input_transform}')
+        check_stages('UNetFormerHead', in_channels, input_transform)
         super().__init__(
-            list(in_channels),
-            channels,
-            num_classes=num_classes,
-            dropout_ratio=dropout_ratio,
-            norm_cfg=norm_cfg,
-            act_cfg=act_cfg,
-            in_index=list(in_index),
-            input_transform=input_transform,
+            list(in_channels), channels, num_classes=num_classes,
+            dropout_ratio=dropout_ratio, norm_cfg=norm_cfg, act_cfg=act_cfg,
+            in_index=list(in_index), input_transform=input_transform,
             **kwargs)
         c1, c2, c3, c4 = in_channels
         D = channels
@@ -426,7 +419,7 @@ class UNetFormerAuxHead(BaseDecodeHead):
     upsampled to the stride-8 size (bilinear, align_corners=True) and
     summed, then ConvBNReLU6 3x3 -> ``dropout`` -> ``conv_seg``.
     Consequences: the aux loss still deep-supervises stages 2-4 of the
-    backbone at stride 8, as published, but it no longer sends gradient into
+    backbone at stride 8, as published, but it sends no gradient into
     the main decoder's blocks b2-b4; no segmentor changes are needed and the
     head is dropped at inference (MMSeg never calls auxiliary heads in
     ``predict``), exactly like the published one. The extra parameters are
@@ -473,20 +466,12 @@ class UNetFormerAuxHead(BaseDecodeHead):
                  in_index: Sequence[int] = (0, 1, 2, 3),
                  input_transform: str = 'multiple_select',
                  **kwargs):
-        if input_transform != 'multiple_select' or len(in_channels) not in (
-                3, 4):
-            raise ValueError('UNetFormerAuxHead needs 3 or 4 stages with '
-                             "input_transform='multiple_select', got "
-                             f'{in_channels} / {input_transform}')
+        check_stages('UNetFormerAuxHead', in_channels, input_transform,
+                     num_stages=(3, 4), needs='3 or 4 stages')
         super().__init__(
-            list(in_channels),
-            channels,
-            num_classes=num_classes,
-            dropout_ratio=dropout_ratio,
-            norm_cfg=norm_cfg,
-            act_cfg=act_cfg,
-            in_index=list(in_index),
-            input_transform=input_transform,
+            list(in_channels), channels, num_classes=num_classes,
+            dropout_ratio=dropout_ratio, norm_cfg=norm_cfg, act_cfg=act_cfg,
+            in_index=list(in_index), input_transform=input_transform,
             **kwargs)
         # The published aux head uses element-wise dropout.
         self.dropout = nn.Dropout(dropout_ratio) if dropout_ratio > 0 else None

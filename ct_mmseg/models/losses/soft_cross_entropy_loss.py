@@ -8,11 +8,12 @@ hence this loss.
 from typing import Optional
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from mmseg.models.losses.utils import weight_reduce_loss
 from mmseg.registry import MODELS
 from torch import Tensor
+
+from .base import SegLoss
 
 
 def soft_cross_entropy(pred: Tensor,
@@ -57,7 +58,7 @@ def soft_cross_entropy(pred: Tensor,
 
 
 @MODELS.register_module()
-class SoftCrossEntropyLoss(nn.Module):
+class SoftCrossEntropyLoss(SegLoss):
     """Cross-entropy with label smoothing (GeoSeg's SoftCrossEntropyLoss).
 
     Use it as an MMSeg ``loss_decode``, e.g. the paper's joint loss::
@@ -98,7 +99,7 @@ class SoftCrossEntropyLoss(nn.Module):
                  reduction: str = 'mean',
                  loss_weight: float = 1.0,
                  loss_name: str = 'loss_ce'):
-        super().__init__()
+        super().__init__(ignore_index, loss_weight, loss_name)
         if not 0.0 <= smooth_factor < 1.0:
             raise ValueError('SoftCrossEntropyLoss: smooth_factor must be in '
                              f'[0, 1), got {smooth_factor}')
@@ -106,11 +107,8 @@ class SoftCrossEntropyLoss(nn.Module):
             raise ValueError('SoftCrossEntropyLoss: reduction must be none, '
                              f'mean or sum, got {reduction!r}')
         self.smooth_factor = smooth_factor
-        self.ignore_index = ignore_index
         self.avg_non_ignore = avg_non_ignore
         self.reduction = reduction
-        self.loss_weight = loss_weight
-        self._loss_name = loss_name
 
     def forward(self,
                 pred: Tensor,
@@ -122,10 +120,7 @@ class SoftCrossEntropyLoss(nn.Module):
                 **kwargs) -> Tensor:
         """Loss of ``pred`` (N, K, H, W) against ``target`` (N, H, W)."""
         reduction = reduction_override or self.reduction
-        if self.ignore_index is not None:
-            ignore = self.ignore_index
-        else:
-            ignore = 255 if ignore_index is None else ignore_index
+        ignore = self.resolve_ignore_index(ignore_index)
         loss = soft_cross_entropy(pred, target.long(), self.smooth_factor,
                                   ignore)
         if (avg_factor is None and reduction == 'mean'
@@ -136,8 +131,3 @@ class SoftCrossEntropyLoss(nn.Module):
         loss = weight_reduce_loss(loss, weight=weight, reduction=reduction,
                                   avg_factor=avg_factor)
         return self.loss_weight * loss
-
-    @property
-    def loss_name(self) -> str:
-        """Key of this loss in the loss dict (MMSeg sums keys with 'loss')."""
-        return self._loss_name

@@ -20,10 +20,11 @@ which is why this loss exists:
 from typing import Optional
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor
+
+from .base import SegLoss
 
 
 def soft_dice_loss(pred: Tensor,
@@ -76,7 +77,7 @@ def soft_dice_loss(pred: Tensor,
 
 
 @MODELS.register_module()
-class SoftDiceLoss(nn.Module):
+class SoftDiceLoss(SegLoss):
     """Multi-class soft dice loss as in GeoSeg (see :func:`soft_dice_loss`).
 
     Args:
@@ -101,15 +102,12 @@ class SoftDiceLoss(nn.Module):
                  ignore_index: Optional[int] = None,
                  loss_weight: float = 1.0,
                  loss_name: str = 'loss_dice'):
-        super().__init__()
+        super().__init__(ignore_index, loss_weight, loss_name)
         if smooth < 0:
             raise ValueError(
                 f'SoftDiceLoss: smooth must be >= 0, got {smooth}')
         self.smooth = smooth
         self.eps = eps
-        self.ignore_index = ignore_index
-        self.loss_weight = loss_weight
-        self._loss_name = loss_name
 
     def forward(self,
                 pred: Tensor,
@@ -126,14 +124,6 @@ class SoftDiceLoss(nn.Module):
             raise ValueError('SoftDiceLoss is a batch statistic; only the '
                              f"'mean' reduction exists, got "
                              f'{reduction_override!r}')
-        if self.ignore_index is not None:
-            ignore = self.ignore_index
-        else:
-            ignore = 255 if ignore_index is None else ignore_index
+        ignore = self.resolve_ignore_index(ignore_index)
         return self.loss_weight * soft_dice_loss(
             pred, target, self.smooth, self.eps, ignore)
-
-    @property
-    def loss_name(self) -> str:
-        """Key of this loss in the loss dict (MMSeg sums keys with 'loss')."""
-        return self._loss_name
