@@ -22,22 +22,22 @@ LAYOUT_KEY = 'ct_auxiliary_layout'
 
 CT_HEAD_TYPES = ('ContrastiveTransformerHead',
                  'mmseg.ContrastiveTransformerHead')
-PROBE_SIZE = 128  # divisible by the usual strides (4 .. 32)
+MEASURE_SIZE = 128  # divisible by the usual strides (4 .. 32)
 
 
 def infer_backbone_stages(backbone_cfg: dict,
-                          probe_size: int = PROBE_SIZE
+                          measure_size: int = MEASURE_SIZE
                           ) -> Tuple[List[int], List[int]]:
     """Channels and strides of a backbone's 4-D outputs, measured.
 
     Builds the backbone from its config (without its ``init_cfg``, so no
-    pretrained weights are read), runs one zero image of ``probe_size`` and
-    reads each output's channels and ``probe_size // height``. The global RNG
+    pretrained weights are read), runs one zero image of ``measure_size`` and
+    reads each output's channels and ``measure_size // height``. The global RNG
     is restored afterwards so the real model's initialisation is unchanged.
 
     Args:
         backbone_cfg (dict): ``model.backbone`` of an MMSeg config.
-        probe_size (int): side of the probe image.
+        measure_size (int): side of the measuring image.
 
     Returns:
         tuple[list[int], list[int]]: channels and strides of each output.
@@ -51,7 +51,7 @@ def infer_backbone_stages(backbone_cfg: dict,
         backbone = MODELS.build(cfg)
         backbone.eval()  # some backbones' train() returns None, not self
         with torch.no_grad():
-            outs = backbone(torch.zeros(1, 3, probe_size, probe_size))
+            outs = backbone(torch.zeros(1, 3, measure_size, measure_size))
     if isinstance(outs, torch.Tensor):
         outs = [outs]
     stages = [o for o in outs if isinstance(o, torch.Tensor) and o.dim() == 4]
@@ -60,7 +60,7 @@ def infer_backbone_stages(backbone_cfg: dict,
                          f'{cfg.get("type")} returns no (B, C, H, W) maps; '
                          'set ct_head.in_channels and ct_head.strides')
     channels = [int(o.shape[1]) for o in stages]
-    strides = [max(1, round(probe_size / o.shape[2])) for o in stages]
+    strides = [max(1, round(measure_size / o.shape[2])) for o in stages]
     return channels, strides
 
 
