@@ -71,7 +71,8 @@ def step_ratios(base, ct, walls, cpus, device_type):
 
 def sweep_ratios(rows):
     """The cost ratios of a sweep: K_max / K_min at the same classes
-    present (per loss), and InfoNCE / CL (per K), time and memory."""
+    present (per loss), InfoNCE / CL (per K) and, when the sweep measured
+    head options, options / CT (per loss and K), time and memory."""
     bounded = [r for r in rows if r['variant'] == 'bounded']
     index = {(r['loss'], r['dataset_classes'], r['img_size'],
               r['classes_present']): r for r in bounded}
@@ -94,4 +95,10 @@ def sweep_ratios(rows):
         if loss == 'infonce' and ('cl', K, size, k) in index:
             add('infonce / cl', f'K={K}', row, index[('cl', K, size, k)],
                 size, k)
+    for r in rows:
+        key = (r['loss'], r['dataset_classes'], r['img_size'],
+               r['classes_present'])
+        if r['variant'] == 'options' and key in index:
+            add('options / ct', f"{r['loss']}, K={r['dataset_classes']}", r,
+                index[key], r['img_size'], r['classes_present'])
     return out

@@ -38,15 +38,17 @@ def sweep_points(args, k, size, variants):
         yield num_classes, mode, variant, num_samples
 
 
-def build_head(head_cfg, num_classes, bound, mode, seed, device):
+def build_head(head_cfg, num_classes, bound, mode, seed, device,
+               options=None):
     """The CT head of ``head_cfg`` for K classes, ``bound`` samples and the
-    loss ``mode``, seeded, in train mode on ``device``."""
+    loss ``mode`` (plus head ``options``, a dict), seeded, in train mode on
+    ``device``."""
     from mmseg.registry import MODELS
     torch.manual_seed(seed)
     return MODELS.build(dict(
         head_cfg, num_classes=num_classes, num_samples=bound, seed=seed,
-        loss_decode=dict(head_cfg.get('loss_decode', {}), mode=mode))
-    ).to(device).train()
+        loss_decode=dict(head_cfg.get('loss_decode', {}), mode=mode),
+        **(options or {}))).to(device).train()
 
 
 def measure_head(head, feats, samples, repeats, device):
@@ -91,7 +93,9 @@ def sweep(args):
         args (Namespace): ``tools/benchmark_ct.py``'s arguments (config,
             cfg_options, device, seed, batch_size, classes_per_image, sizes,
             classes, dataset_classes, losses, repeats, sweep_unbounded,
-            unbounded_max_size, work_dir).
+            unbounded_max_size, work_dir; optionally ct_options: then every
+            point is also measured with these head options, variant
+            'options').
 
     Returns:
         list[dict]: the rows.
@@ -99,6 +103,9 @@ def sweep(args):
     device = pick_device(args.device)
     head_cfg = ct_head_config(load_config(args.config, args.cfg_options))
     variants = [('bounded', head_cfg.num_samples)]
+    options = getattr(args, 'ct_options', None) or {}
+    if options:  # the same head with the options, measured beside it
+        variants.append(('options', head_cfg.num_samples))
     if args.sweep_unbounded:
         variants.append(('unbounded', None))
     os.makedirs(args.work_dir, exist_ok=True)
@@ -117,10 +124,11 @@ def sweep(args):
                               generator=gen)
             samples = make_head_samples(gt.to(device))
             for point in sweep_points(args, k, size, variants):
-                num_classes, mode, _, num_samples = point
+                num_classes, mode, variant, num_samples = point
                 head = build_head(head_cfg, num_classes,
                                   num_samples or max_tokens, mode, args.seed,
-                                  device)
+                                  device,
+                                  options if variant == 'options' else None)
                 measured = measure_head(head, feats, samples, args.repeats,
                                         device)
                 row = sweep_row(point, args, size, k, device, *measured,

@@ -72,5 +72,38 @@ def test_sweep_mode_end_to_end(tmp_path):
         assert (tmp_path / name).is_file(), name
 
 
+def test_options_against_ct(tmp_path):
+    """--against ct: the reference is CT itself, the other model CT with
+    the options; a memory adds exactly S*K*L*D*4 bytes of buffers (plus its
+    counters) and nothing at inference; the sweep measures the options
+    beside CT and gives their ratio."""
+    out = tmp_path / 'bench.json'
+    run([sys.executable, TOOL,
+         osp.join(REPO, 'configs', 'ct', 'segformer_mit-b0_potsdam-demo.py'),
+         '--img-size', 64, '--batch-size', 2, '--steps', 1, '--warmup', 0,
+         '--threads', 1, '--device', 'cpu', '--against', 'ct',
+         '--ct-options', 'memory_size=8', '--out', out], cwd=REPO)
+    result = json.loads(out.read_text())
+    assert result['reference'] == 'ct'
+    assert result['ct_options'] == {'memory_size': 8}
+    assert result['inference_logits_identical'] is True
+    # the two models have the same parameters; the memory is buffers:
+    # 4 stages x 6 classes x 8 entries x 128 channels x 4 B, and per stage
+    # and class two int64 counters
+    assert result['ct']['params_total'] == result['baseline']['params_total']
+    added = result['ct']['resident_bytes'] - \
+        result['baseline']['resident_bytes']
+    assert added == 4 * 6 * 8 * 128 * 4 + 4 * 6 * 2 * 8
+    run([sys.executable, TOOL, '--sweep', '--sizes', 64, '--classes', 2,
+         '--dataset-classes', 6, '--losses', 'cl', '--batch-size', 1,
+         '--repeats', 1, '--threads', 1, '--device', 'cpu',
+         '--ct-options', 'positive_purity=0.75', '--work-dir', tmp_path],
+        cwd=REPO)
+    rows = json.loads((tmp_path / 'sweep.json').read_text())
+    rows = rows['rows'] if isinstance(rows, dict) else rows
+    assert sorted(r['variant'] for r in rows) == ['bounded', 'options']
+    assert 'options / ct' in (tmp_path / 'sweep_ratios.md').read_text()
+
+
 if __name__ == '__main__':
     sys.exit(pytest.main([__file__, '-q']))
