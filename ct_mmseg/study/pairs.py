@@ -13,11 +13,11 @@ Only seeds whose two runs were made on the same machine pair up (the same
 rule as :func:`~ct_mmseg.study.table.compare_on_one_machine`). Values in
 the Markdown are percentage points.
 """
-import math
+import statistics
 from typing import Dict, List, Optional, Sequence
 
 from .spec import Study
-from .statistics import compare, mean, mean_iou, sample_std
+from .statistics import compare, mean_iou, sample_std
 from .table import run_machine
 
 
@@ -32,11 +32,10 @@ def correlation(a: List[float], b: List[float]) -> Optional[float]:
     """Pearson's r of two equally long lists (None: n < 3 or a constant)."""
     if len(a) < 3:
         return None
-    ma, mb = mean(a), mean(b)
-    sab = sum((x - ma) * (y - mb) for x, y in zip(a, b))
-    saa = sum((x - ma) ** 2 for x in a)
-    sbb = sum((y - mb) ** 2 for y in b)
-    return sab / math.sqrt(saa * sbb) if saa > 0 and sbb > 0 else None
+    try:
+        return statistics.correlation(a, b)
+    except statistics.StatisticsError:  # a constant list
+        return None
 
 
 def never_predicted(runs: List[dict], name: str) -> Optional[int]:
